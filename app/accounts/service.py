@@ -1,0 +1,141 @@
+"""Accounts: users and roles, password hashing, browser sessions and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.accounts.models import ApiToken, AuthSession, Role, User
+from app.errors import Conflict, Invalid, NotAuthenticated, NotFound
+
+MIN_PASSWORD_LENGTH = 8
+_hasher = PasswordHasher()
+# Verifying against this keeps a login for an unknown name as slow as one with a wrong password.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+def token_digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(f"the password needs at least {MIN_PASSWORD_LENGTH} characters", field="password")
+    return _hasher.hash(password)
+
+
+def create_user(session: Session, *, username: str, password: str, role: Role, display_name: str = "") -> User:
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise Invalid("a username has 1 to 64 characters", field="username")
+    user = User(username=username, display_name=display_name.strip() or username,
+                password_hash=hash_password(password), role=Role(role))
+    session.add(user)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"the username {username!r} is taken", field="username") from exc
+    return user
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
+def get_user_by_name(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def authenticate(session: Session, *, username: str, password: str) -> User:
+    user = get_user_by_name(session, username.strip())
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        user = None
+    if user is None or not user.is_active:
+        raise NotAuthenticated("wrong username or password", field="password")
+    return user
+
+
+def start_session(session: Session, *, user: User, now: datetime, hours: int) -> str:
+    """Create a browser session; returns the raw token for the cookie (only its digest is stored)."""
+    raw = secrets.token_urlsafe(32)
+    session.add(AuthSession(token_hash=token_digest(raw), user_id=user.id, expires_at=now + timedelta(hours=hours)))
+    session.flush()
+    return raw
+
+
+def end_session(session: Session, raw_token: str) -> None:
+    session.execute(delete(AuthSession).where(AuthSession.token_hash == token_digest(raw_token)))
+
+
+def user_for_session(session: Session, raw_token: str, now: datetime) -> User | None:
+    return session.scalar(
+        select(User)
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .where(AuthSession.token_hash == token_digest(raw_token), AuthSession.expires_at > now,
+               User.is_active.is_(True))
+    )
+
+
+def user_for_api_token(session: Session, raw_token: str) -> User | None:
+    return session.scalar(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == token_digest(raw_token), ApiToken.revoked_at.is_(None),
+               User.is_active.is_(True))
+    )
+
+
+def create_api_token(session: Session, *, user: User, name: str) -> tuple[ApiToken, str]:
+    """Returns the row and the raw token, which is shown once and never stored."""
+    name = name.strip() or "token"
+    raw = "ps_" + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name[:120], prefix=raw[:10], token_hash=token_digest(raw))
+    session.add(token)
+    session.flush()
+    return token, raw
+
+
+def list_api_tokens(session: Session, user: User) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
+
+
+def revoke_api_token(session: Session, *, user: User, token_id: int, now: datetime) -> None:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFound("no such token")
+    token.revoked_at = token.revoked_at or now
+    session.flush()
+
+
+def set_active(session: Session, *, user_id: int, active: bool) -> User:
+    """Disabling also ends every browser session, so it takes effect on the next request."""
+    user = get_user(session, user_id)
+    user.is_active = active
+    if not active:
+        session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
+    session.flush()
+    return user
+
+
+def set_role(session: Session, *, user_id: int, role: Role) -> User:
+    user = get_user(session, user_id)
+    user.role = Role(role)
+    session.flush()
+    return user

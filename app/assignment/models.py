@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, UniqueConstraint, func, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base
+from app.projects.models import Item
+
+
+class Lease(Base):
+    """An item handed to one annotator until `expires_at`; unique per (item, annotator): never twice."""
+
+    __tablename__ = "leases"
+    __table_args__ = (
+        UniqueConstraint("item_id", "annotator_id"),
+        Index("ix_leases_live", "annotator_id", "expires_at", postgresql_where=text("completed_at IS NULL")),
+        Index("ix_leases_expiring", "expires_at", postgresql_where=text("completed_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    swapped: Mapped[bool]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+    item: Mapped[Item] = relationship(lazy="raise")

@@ -1,0 +1,62 @@
+"""The web application factory. Nothing in app/ imports this module."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import migrate
+from app.accounts.routes import api as accounts_api
+from app.accounts.routes import router as accounts_router
+from app.annotation.routes import api as annotation_api
+from app.annotation.routes import router as annotation_router
+from app.config import Settings, get_settings
+from app.db import make_engine, make_session_factory
+from app.export.routes import api as export_api
+from app.export.routes import router as export_router
+from app.generation.routes import api as generation_api
+from app.generation.routes import router as generation_router
+from app.projects.routes import api as projects_api
+from app.projects.routes import router as projects_router
+from app.web import handlers
+from app.web.csrf import require_csrf
+from app.web.security import SecurityHeaders
+from app.web.templating import ROOT
+
+API_DESCRIPTION = """Everything the browser does, as JSON. Authenticate with `Authorization: Bearer <token>`;
+researchers and admins create tokens on their account page (or `prefstudio users token`)."""
+
+
+class DatabaseNotMigrated(RuntimeError):
+    pass
+
+
+def _default_session_factory(settings: Settings) -> sessionmaker[Session]:
+    if not settings.database_url:
+        raise RuntimeError("no database URL: start the app with `prefstudio serve`, which starts Postgres")
+    engine = make_engine(settings.database_url)
+    if not migrate.is_up_to_date(engine):
+        engine.dispose()
+        raise DatabaseNotMigrated(
+            f"the database is not migrated to the newest schema ({migrate.head_revision()}): "
+            "run `prefstudio db upgrade` first"
+        )
+    return make_session_factory(engine)
+
+
+def create_app(settings: Settings | None = None,
+               session_factory: sessionmaker[Session] | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="prefstudio", version="0.1.0", description=API_DESCRIPTION,
+                  dependencies=[Depends(require_csrf)], docs_url="/api/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.session_factory = session_factory or _default_session_factory(settings)
+    app.add_middleware(SecurityHeaders)
+    handlers.install(app)
+    app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
+    for router in (accounts_router, projects_router, generation_router, annotation_router, export_router):
+        app.include_router(router)
+    for api in (accounts_api, projects_api, generation_api, annotation_api, export_api):
+        app.include_router(api, prefix="/api/v1")
+    return app

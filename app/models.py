@@ -1,0 +1,15 @@
+"""Registry: importing this module registers every domain's tables on Base.metadata."""
+
+from app.accounts.models import ApiToken, AuthSession, User
+from app.annotation.models import Judgement, Rating
+from app.assignment.models import Lease
+from app.audit.models import AuditEvent
+from app.db import Base
+from app.generation.models import GenerationRun
+from app.jobs.models import Job
+from app.projects.models import Candidate, Item, Project, ProjectMember, Prompt
+
+__all__ = [
+    "ApiToken", "AuditEvent", "AuthSession", "Base", "Candidate", "GenerationRun", "Item", "Job",
+    "Judgement", "Lease", "Project", "ProjectMember", "Prompt", "Rating", "User",
+]

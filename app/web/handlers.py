@@ -1,0 +1,74 @@
+"""Render errors as a JSON body under /api, an htmx fragment, or a full page."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from app.errors import DomainError, NotAuthenticated
+from app.web import htmx
+from app.web.templating import render
+
+log = logging.getLogger(__name__)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _respond(request: Request, status: int, title: str, message: str,
+             errors: list[dict[str, str]] | None = None) -> Response:
+    if _is_api(request):
+        body: dict[str, object] = {"detail": message}
+        if errors:
+            body["errors"] = errors
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(body, status_code=status, headers=headers)
+    context = {"title": title, "message": message, "errors": errors or [], "status": status}
+    if htmx.is_htmx(request):
+        response = render(request, "_error.html", context, status_code=status)
+        return htmx.retarget(response, "#flash")
+    return render(request, "error.html", context, status_code=status)
+
+
+async def domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    if isinstance(exc, NotAuthenticated) and not _is_api(request) and request.method == "GET":
+        return htmx.redirect(request, f"/login?next={quote(request.url.path)}")
+    errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
+    if isinstance(exc.details, list):
+        errors = exc.details
+    return _respond(request, exc.status_code, exc.title, exc.message, errors)
+
+
+async def validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
+               "message": e["msg"]} for e in exc.errors()]
+    return _respond(request, 422, "Invalid input", "some fields are not valid", errors)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    return _respond(request, exc.status_code, "Error", str(exc.detail))
+
+
+async def database_down(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable: %s", exc)
+    response = _respond(request, 503, "Service unavailable",
+                        "the database is not reachable right now; nothing was saved, please retry shortly")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(OperationalError, database_down)

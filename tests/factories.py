@@ -1,0 +1,88 @@
+"""Plain factory functions: rows built directly, flushed, returned."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.accounts import service as accounts_service
+from app.accounts.models import Role, User
+from app.db import utcnow
+from app.projects.models import Candidate, CandidateSource, Item, ItemKind, Mode, Project, ProjectMember, Prompt
+from app.web.csrf import SESSION_COOKIE, token_for
+
+PASSWORD = "correct horse battery"
+_counter = itertools.count(1)
+DEFAULT_ATTRIBUTES = [
+    {"name": "helpfulness", "low": "not helpful at all", "high": "as helpful as it could be"},
+    {"name": "correctness", "low": "wrong", "high": "fully correct"},
+]
+
+
+def make_user(session: Session, role: Role = Role.ANNOTATOR, username: str | None = None) -> User:
+    name = username or f"{role.value}{next(_counter)}"
+    # Low-cost argon2 parameters would diverge from production; the hash cost is paid once per user.
+    return accounts_service.create_user(session, username=name, password=PASSWORD, role=role)
+
+
+def make_project(session: Session, *, mode: Mode = Mode.PAIRWISE, overlap_k: int = 2,
+                 members: list[User] | None = None, **fields: Any) -> Project:
+    project = Project(name=fields.pop("name", f"project {next(_counter)}"), mode=mode, overlap_k=overlap_k,
+                      attributes=fields.pop("attributes", DEFAULT_ATTRIBUTES if mode == Mode.LIKERT else []),
+                      lease_minutes=fields.pop("lease_minutes", 30), generation={}, **fields)
+    session.add(project)
+    session.flush()
+    for user in members or []:
+        session.add(ProjectMember(project_id=project.id, user_id=user.id))
+    session.flush()
+    return project
+
+
+def make_prompt(session: Session, project: Project, text: str = "Say hello.",
+                candidates: list[str] | None = None) -> Prompt:
+    prompt = Prompt(project_id=project.id, messages=[{"role": "user", "content": text}], meta={})
+    session.add(prompt)
+    session.flush()
+    for i, body in enumerate(candidates or []):
+        session.add(Candidate(prompt_id=prompt.id, text=body, source=CandidateSource.IMPORT,
+                              config_key="import", sample_index=i))
+    session.flush()
+    return prompt
+
+
+def make_pair_item(session: Session, project: Project, text: str = "Say hello.",
+                   a: str = "Hello!", b: str = "Go away.") -> Item:
+    prompt = make_prompt(session, project, text, [a, b])
+    cands = sorted(session.query(Candidate).filter_by(prompt_id=prompt.id), key=lambda c: c.id)
+    item = Item(project_id=project.id, prompt_id=prompt.id, kind=ItemKind.PAIR, candidate_a_id=cands[0].id,
+                candidate_b_id=cands[1].id, open_slots=project.overlap_k)
+    session.add(item)
+    session.flush()
+    return item
+
+
+def make_single_item(session: Session, project: Project, text: str = "Say hello.", body: str = "Hi!") -> Item:
+    prompt = make_prompt(session, project, text, [body])
+    cand = session.query(Candidate).filter_by(prompt_id=prompt.id).one()
+    item = Item(project_id=project.id, prompt_id=prompt.id, kind=ItemKind.SINGLE, candidate_a_id=cand.id,
+                open_slots=project.overlap_k)
+    session.add(item)
+    session.flush()
+    return item
+
+
+def login(client: TestClient, session: Session, user: User) -> str:
+    """Sign `client` in as `user` (cookie set); returns the CSRF token for its forms."""
+    raw = accounts_service.start_session(session, user=user, now=utcnow(), hours=1)
+    session.flush()
+    client.cookies.set(SESSION_COOKIE, raw)
+    return token_for(raw)
+
+
+def bearer(session: Session, user: User) -> dict[str, str]:
+    _, raw = accounts_service.create_api_token(session, user=user, name="test")
+    session.flush()
+    return {"Authorization": f"Bearer {raw}"}
