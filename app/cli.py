@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,15 +16,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.accounts.models import Role
 from app.config import Settings, get_settings
 
-app = typer.Typer(help="prefstudio: human preference data for RLHF, from prompt to reward model.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="prefstudio: human preference data for RLHF, from prompt to reward model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=1)
 
@@ -98,8 +101,9 @@ def db_current() -> None:
 
 
 @app.command()
-def serve(host: Annotated[str | None, typer.Option()] = None,
-          port: Annotated[int | None, typer.Option()] = None) -> None:
+def serve(
+    host: Annotated[str | None, typer.Option()] = None, port: Annotated[int | None, typer.Option()] = None
+) -> None:
     """Run the web server (starts the embedded Postgres when no database URL is set)."""
     import uvicorn
 
@@ -127,14 +131,24 @@ def worker(once: Annotated[bool, typer.Option(help="exit when the queue is empty
         stop = threading.Event()
         worker_id = f"{os.uname().nodename}:{os.getpid()}"
         typer.echo(f"worker {worker_id} waiting for jobs")
-        run_worker(factory, HANDLERS, worker_id=worker_id, poll_seconds=settings.worker_poll_seconds,
-                   lease_seconds=settings.job_lease_seconds, stop=stop, exit_when_idle=once)
+        run_worker(
+            factory,
+            HANDLERS,
+            worker_id=worker_id,
+            poll_seconds=settings.worker_poll_seconds,
+            lease_seconds=settings.job_lease_seconds,
+            stop=stop,
+            exit_when_idle=once,
+        )
 
 
 @users_app.command("create")
-def users_create(username: str, role: Annotated[Role, typer.Option()] = Role.ANNOTATOR,
-                 password: Annotated[str | None, typer.Option(help="prompted for when omitted")] = None,
-                 display_name: str = "") -> None:
+def users_create(
+    username: str,
+    role: Annotated[Role, typer.Option()] = Role.ANNOTATOR,
+    password: Annotated[str | None, typer.Option(help="prompted for when omitted")] = None,
+    display_name: str = "",
+) -> None:
     """Create a user (the first admin: `prefstudio users create alice --role admin`)."""
     from app.accounts import service as accounts_service
     from app.db import unit_of_work
@@ -144,8 +158,9 @@ def users_create(username: str, role: Annotated[Role, typer.Option()] = Role.ANN
     with migrated_factory(get_settings()) as factory:
         try:
             with unit_of_work(factory) as session:
-                accounts_service.create_user(session, username=username, password=secret, role=role,
-                                             display_name=display_name)
+                accounts_service.create_user(
+                    session, username=username, password=secret, role=role, display_name=display_name
+                )
         except DomainError as exc:
             fail(exc.message)
     typer.echo(f"created {role.value} {username}")
@@ -161,9 +176,119 @@ def users_token(username: str, name: str = "cli") -> None:
         user = accounts_service.get_user_by_name(session, username)
         if user is None:
             fail(f"no user {username!r}")
-        assert user is not None
         _, raw = accounts_service.create_api_token(session, user=user, name=name)
     typer.echo(raw)
+
+
+@app.command("import")
+def import_prompts(
+    file: Path,
+    project: Annotated[int, typer.Option(help="project id")],
+    as_user: Annotated[str, typer.Option("--as", help="admin recorded in the audit log")] = "",
+) -> None:
+    """Import prompts from a JSONL or CSV FILE into a project (all rows or none)."""
+    from app.accounts import service as accounts_service
+    from app.db import unit_of_work
+    from app.errors import DomainError
+    from app.projects import service as projects_service
+    from app.projects.models import Project
+
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    with migrated_factory(get_settings()) as factory:
+        try:
+            with unit_of_work(factory) as session:
+                target = session.get(Project, project)
+                if target is None:
+                    fail(f"no project with id {project}")
+                actor = accounts_service.get_user_by_name(session, as_user) if as_user else None
+                result = projects_service.import_prompts(
+                    session, project=target, filename=file.name, content=file.read_bytes(), actor=actor
+                )
+        except DomainError as exc:
+            for row in exc.details or []:
+                typer.echo(f"  row {row.get('row')}: {row.get('field')}: {row.get('message')}", err=True)
+            fail(exc.message)
+    typer.echo(f"imported {result.prompts} prompts, {result.candidates} candidates, {result.items} items")
+
+
+@app.command("export")
+def export(
+    project: Annotated[int, typer.Option(help="project id")],
+    format: Annotated[str, typer.Option("--format", "-f")] = "trl",
+    out: Annotated[Path | None, typer.Option(help="file to write; standard output when omitted")] = None,
+) -> None:
+    """Stream a project's preferences as JSONL (formats: see docs/formats.md)."""
+    from app.errors import DomainError
+    from app.export import service as export_service
+
+    with migrated_factory(get_settings()) as factory:
+        try:
+            lines = export_service.stream_export_with(factory, project_id=project, fmt=format, actor_id=None)
+            if out is None:
+                count = sum(sys.stdout.write(line) > 0 for line in lines)
+            else:
+                with out.open("w", encoding="utf-8") as handle:
+                    count = sum(handle.write(line) > 0 for line in lines)
+        except DomainError as exc:
+            fail(exc.message)
+    typer.echo(f"exported {count} lines", err=True)
+
+
+@app.command("train-rm")
+def train_rm(
+    export_file: Path,
+    out: Annotated[Path, typer.Option(help="output directory")],
+    base_model: Annotated[str, typer.Option(help="HF id or path; default: bundled all-MiniLM-L6-v2")] = "",
+    epochs: int = 1,
+    batch_size: int = 16,
+    learning_rate: float = 5e-5,
+    max_length: int = 256,
+    margin: Annotated[bool, typer.Option(help="use the export's margin in the loss")] = True,
+    center_rewards: float = 0.0,
+    eval_fraction: float = 0.2,
+    seed: int = 0,
+    device: str = "auto",
+) -> None:
+    """Train a reward model (Bradley-Terry) on a TRL export; writes the model and metrics.json to OUT."""
+    import json
+
+    from app.training.data import ExportFormatError
+    from app.training.model_store import BundledModelMissing
+    from app.training.trainer import TrainConfig, train_reward_model
+
+    if not export_file.is_file():
+        fail(f"no such file: {export_file}")
+    config = TrainConfig(
+        base_model=base_model,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=max_length,
+        use_margin=margin,
+        center_rewards_coefficient=center_rewards,
+        eval_fraction=eval_fraction,
+        seed=seed,
+        device=device,
+    )
+    try:
+        metrics = train_reward_model(export_file, out, config)
+    except (ExportFormatError, BundledModelMissing, ValueError) as exc:
+        fail(str(exc))
+    keys = ("eval_accuracy", "eval_ece", "eval_brier", "eval_nll", "n_train", "n_eval", "pairs_per_second")
+    summary = {k: metrics.get(k) for k in keys}
+    typer.echo(json.dumps(summary, indent=2))
+    typer.echo(f"model and metrics.json written to {out}")
+
+
+@app.command()
+def demo(
+    serve_web: Annotated[bool, typer.Option("--serve/--no-serve", help="start server and worker")] = True,
+) -> None:
+    """Set up the demo (embedded Postgres, schema, users, project, generation) and run server + worker."""
+    from app.demo.runner import run_demo
+
+    run_demo(get_settings(), serve=serve_web, database=database)
 
 
 if __name__ == "__main__":  # pragma: no cover
