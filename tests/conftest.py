@@ -5,6 +5,8 @@ outer transaction that is rolled back; the app's sessions join it as savepoints.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     """A URL of a database the run may create databases on (maintenance db `postgres`)."""
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
@@ -33,8 +35,14 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from app.embedded_pg import EmbeddedPostgres
 
-    with EmbeddedPostgres(tmp_path_factory.mktemp("pg")) as pg:
-        yield pg.url
+    # Not under pytest's tmp dir: a later pytest run resets it to 0700, which cuts a server running as
+    # the unprivileged user (root runs Postgres that way) off from its own files.
+    data_dir = Path(tempfile.mkdtemp(prefix="prefstudio-pgtest-"))
+    try:
+        with EmbeddedPostgres(data_dir, durable=False) as pg:
+            yield pg.url
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _create_database(server: str, name: str) -> str:
