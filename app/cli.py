@@ -121,25 +121,27 @@ def serve(
 @app.command()
 def worker(once: Annotated[bool, typer.Option(help="exit when the queue is empty")] = False) -> None:
     """Run a background worker: claims jobs (generation, training) from Postgres and runs them."""
+    import logging
     import threading
 
-    from app.generation.worker import HANDLERS
+    from app.generation.worker import handlers as generation_handlers
     from app.jobs.runner import run_worker
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     with migrated_factory(settings) as factory:
-        stop = threading.Event()
         worker_id = f"{os.uname().nodename}:{os.getpid()}"
         typer.echo(f"worker {worker_id} waiting for jobs")
-        run_worker(
+        handled = run_worker(
             factory,
-            HANDLERS,
+            generation_handlers(settings),
             worker_id=worker_id,
             poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.job_lease_seconds,
-            stop=stop,
+            stop=threading.Event(),
             exit_when_idle=once,
         )
+        typer.echo(f"worker {worker_id} stopped after {handled} job(s)")
 
 
 @users_app.command("create")
@@ -201,7 +203,16 @@ def import_prompts(
                 target = session.get(Project, project)
                 if target is None:
                     fail(f"no project with id {project}")
-                actor = accounts_service.get_user_by_name(session, as_user) if as_user else None
+                admins = [
+                    u for u in accounts_service.list_users(session) if u.role == Role.ADMIN and u.is_active
+                ]
+                actor = (
+                    accounts_service.get_user_by_name(session, as_user)
+                    if as_user
+                    else next(iter(admins), None)
+                )
+                if actor is None:
+                    fail(f"no user {as_user!r}" if as_user else "no active admin: create one first")
                 result = projects_service.import_prompts(
                     session, project=target, filename=file.name, content=file.read_bytes(), actor=actor
                 )
@@ -209,7 +220,7 @@ def import_prompts(
             for row in exc.details or []:
                 typer.echo(f"  row {row.get('row')}: {row.get('field')}: {row.get('message')}", err=True)
             fail(exc.message)
-    typer.echo(f"imported {result.prompts} prompts, {result.candidates} candidates, {result.items} items")
+    typer.echo(f"imported {result.imported} prompts, {result.candidates} candidates, {result.items} items")
 
 
 @app.command("export")
@@ -219,12 +230,22 @@ def export(
     out: Annotated[Path | None, typer.Option(help="file to write; standard output when omitted")] = None,
 ) -> None:
     """Stream a project's preferences as JSONL (formats: see docs/formats.md)."""
+    from app.db import unit_of_work
     from app.errors import DomainError
     from app.export import service as export_service
+    from app.projects.models import Project
 
-    with migrated_factory(get_settings()) as factory:
+    settings = get_settings()
+    with migrated_factory(settings) as factory:
         try:
-            lines = export_service.stream_export_with(factory, project_id=project, fmt=format, actor_id=None)
+            with unit_of_work(factory) as session:
+                target = session.get(Project, project)
+                if target is None:
+                    fail(f"no project with id {project}")
+                export_service.record_export(session, project=target, actor=None, fmt=format)
+            lines = export_service.stream_export_with(
+                factory, project_id=project, fmt=format, secret=settings.secret_key
+            )
             if out is None:
                 count = sum(sys.stdout.write(line) > 0 for line in lines)
             else:
@@ -287,8 +308,9 @@ def demo(
 ) -> None:
     """Set up the demo (embedded Postgres, schema, users, project, generation) and run server + worker."""
     from app.demo.runner import run_demo
+    from app.main import create_app
 
-    run_demo(get_settings(), serve=serve_web, database=database)
+    run_demo(get_settings(), serve=serve_web, database=database, create_app=create_app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,7 +20,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".prefstudio")
     host: str = "127.0.0.1"
     port: int = 8000
-    secret_key: str = Field(default="", description="unused for sessions (they are server-side)")
+    secret_key: str = Field(
+        default="", description="keys annotator pseudonyms; empty: generated once into the data dir"
+    )
     session_hours: int = 12
     secure_cookies: bool = False
     max_upload_mb: int = 20
@@ -32,6 +36,19 @@ class Settings(BaseSettings):
         return self.data_dir / "models"
 
 
+def with_secret_key(settings: Settings) -> Settings:
+    """Fill an empty secret key from `<data_dir>/secret.key`, creating that file (mode 0600) once."""
+    if settings.secret_key:
+        return settings
+    path = settings.data_dir / "secret.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return settings.model_copy(update={"secret_key": path.read_text().strip()})
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return with_secret_key(Settings())

@@ -45,11 +45,18 @@ def _default_session_factory(settings: Settings) -> sessionmaker[Session]:
     return make_session_factory(engine)
 
 
-def create_app(settings: Settings | None = None,
-               session_factory: sessionmaker[Session] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None
+) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="prefstudio", version="0.1.0", description=API_DESCRIPTION,
-                  dependencies=[Depends(require_csrf)], docs_url="/api/docs", redoc_url=None)
+    app = FastAPI(
+        title="prefstudio",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        dependencies=[Depends(require_csrf)],
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.session_factory = session_factory or _default_session_factory(settings)
     app.add_middleware(SecurityHeaders)

@@ -10,6 +10,19 @@ from app.jobs.models import Job
 from app.projects.models import Candidate, Item, Project, ProjectMember, Prompt
 
 __all__ = [
-    "ApiToken", "AuditEvent", "AuthSession", "Base", "Candidate", "GenerationRun", "Item", "Job",
-    "Judgement", "Lease", "Project", "ProjectMember", "Prompt", "Rating", "User",
+    "ApiToken",
+    "AuditEvent",
+    "AuthSession",
+    "Base",
+    "Candidate",
+    "GenerationRun",
+    "Item",
+    "Job",
+    "Judgement",
+    "Lease",
+    "Project",
+    "ProjectMember",
+    "Prompt",
+    "Rating",
+    "User",
 ]

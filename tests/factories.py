@@ -11,7 +11,16 @@ from sqlalchemy.orm import Session
 from app.accounts import service as accounts_service
 from app.accounts.models import Role, User
 from app.db import utcnow
-from app.projects.models import Candidate, CandidateSource, Item, ItemKind, Mode, Project, ProjectMember, Prompt
+from app.projects.models import (
+    Candidate,
+    CandidateSource,
+    Item,
+    ItemKind,
+    Mode,
+    Project,
+    ProjectMember,
+    Prompt,
+)
 from app.web.csrf import SESSION_COOKIE, token_for
 
 PASSWORD = "correct horse battery"
@@ -86,3 +95,43 @@ def bearer(session: Session, user: User) -> dict[str, str]:
     _, raw = accounts_service.create_api_token(session, user=user, name="test")
     session.flush()
     return {"Authorization": f"Bearer {raw}"}
+
+
+def make_judgement(session: Session, item: Item, annotator: User, choice: str | None = None,
+                   strength: int | None = None, *, swapped: bool = False,
+                   ratings: dict[str, int] | None = None, rationale: str = "", flags: list[str] | None = None,
+                   seconds: float | None = None) -> Any:
+    """A submitted judgement (canonical `choice`) on `item`, with the completed Lease it requires."""
+    import uuid
+    from datetime import timedelta
+
+    from app.annotation.models import Judgement, Rating
+    from app.assignment.models import Lease
+
+    now = utcnow()
+    lease = Lease(item_id=item.id, annotator_id=annotator.id, project_id=item.project_id, swapped=swapped,
+                  expires_at=now + timedelta(minutes=30), completed_at=now)
+    session.add(lease)
+    session.flush()
+    judgement = Judgement(project_id=item.project_id, item_id=item.id, lease_id=lease.id,
+                          annotator_id=annotator.id, choice=choice, strength=strength, swapped=swapped,
+                          rationale=rationale, flags=flags or [], seconds=seconds,
+                          idempotency_key=uuid.uuid4().hex)
+    session.add(judgement)
+    session.flush()
+    for attribute, value in (ratings or {}).items():
+        session.add(Rating(judgement_id=judgement.id, attribute=attribute, value=value))
+    item.judgement_count += 1
+    item.open_slots = max(0, item.open_slots - 1)
+    session.flush()
+    return judgement
+
+
+def make_user_without_password(session: Session, role: Role = Role.ANNOTATOR) -> User:
+    """A user who never signs in with a password (login() and bearer() need none): skips argon2's cost."""
+    n = next(_counter)
+    user = User(username=f"{role.value}-np{n}", display_name=f"{role.value} {n}", password_hash="!",
+                role=role)
+    session.add(user)
+    session.flush()
+    return user

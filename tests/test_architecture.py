@@ -42,14 +42,16 @@ def _python_files() -> list[Path]:
 
 
 def test_web_process_never_imports_the_ml_stack() -> None:
-    probe = ("import sys, app.main; bad = {'torch', 'transformers'} & sys.modules.keys(); "
-             "assert not bad, bad")
+    probe = "import sys, app.main; bad = {'torch', 'transformers'} & sys.modules.keys(); assert not bad, bad"
     subprocess.run([sys.executable, "-c", probe], check=True)
 
 
 def test_routes_never_import_sqlalchemy() -> None:
-    offenders = [str(p.relative_to(APP)) for p in APP.rglob("routes.py")
-                 if any(name.split(".")[0] == "sqlalchemy" for name in _imports(p))]
+    offenders = [
+        str(p.relative_to(APP))
+        for p in APP.rglob("routes.py")
+        if any(name.split(".")[0] == "sqlalchemy" for name in _imports(p))
+    ]
     assert offenders == []
 
 
@@ -72,14 +74,17 @@ def test_domains_import_only_domains_below_them(path: Path) -> None:
 
 
 def test_app_main_imports_no_process_module() -> None:
-    probe = ("import sys, app.main; bad = [m for m in sys.modules if m.startswith('app.') and "
-             "m.rsplit('.', 1)[-1] in {'worker', 'trainer', 'generator'}]; assert not bad, bad")
+    probe = (
+        "import sys, app.main; bad = [m for m in sys.modules if m.startswith('app.') and "
+        "m.rsplit('.', 1)[-1] in {'worker', 'trainer', 'generator'}]; assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", probe], check=True)
 
 
 def test_nothing_imports_app_main() -> None:
-    offenders = [str(p.relative_to(APP)) for p in _python_files()
-                 if p.name != "cli.py" and "app.main" in _imports(p)]
+    offenders = [
+        str(p.relative_to(APP)) for p in _python_files() if p.name != "cli.py" and "app.main" in _imports(p)
+    ]
     assert offenders == []
 
 

@@ -35,8 +35,9 @@ def login_form(request: Request, next: str = "/") -> Response:
     if anon is None:
         request.state.anon_cookie = anon = new_anon_cookie()
     response = render(request, "accounts/login.html", {"next": _safe_next(next), "username": "", "error": ""})
-    response.set_cookie(ANON_COOKIE, anon, httponly=True, samesite="lax",
-                        secure=request.app.state.settings.secure_cookies)
+    response.set_cookie(
+        ANON_COOKIE, anon, httponly=True, samesite="lax", secure=request.app.state.settings.secure_cookies
+    )
     return response
 
 
@@ -50,8 +51,14 @@ def login(request: Request, form: Annotated[LoginForm, Form()], session: Session
     settings = request.app.state.settings
     raw = accounts_service.start_session(session, user=user, now=utcnow(), hours=settings.session_hours)
     response = htmx.redirect(request, _safe_next(form.next))
-    response.set_cookie(SESSION_COOKIE, raw, httponly=True, samesite="lax", secure=settings.secure_cookies,
-                        max_age=settings.session_hours * 3600)
+    response.set_cookie(
+        SESSION_COOKIE,
+        raw,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        max_age=settings.session_hours * 3600,
+    )
     return response
 
 
@@ -72,8 +79,9 @@ def account(request: Request, user: CurrentUser, session: SessionDep) -> Respons
 
 
 @router.post("/account/tokens", name="accounts:create_token")
-def create_token(request: Request, form: Annotated[TokenCreate, Form()], user: ResearcherDep,
-                 session: SessionDep) -> Response:
+def create_token(
+    request: Request, form: Annotated[TokenCreate, Form()], user: ResearcherDep, session: SessionDep
+) -> Response:
     _, raw = accounts_service.create_api_token(session, user=user, name=form.name)
     tokens = accounts_service.list_api_tokens(session, user)
     return render(request, "accounts/account.html", {"tokens": tokens, "new_token": raw}, status_code=201)
@@ -92,21 +100,33 @@ def users(request: Request, admin: AdminDep, session: SessionDep) -> Response:
 
 
 @router.post("/admin/users", name="accounts:create_user")
-def create_user(request: Request, form: Annotated[UserCreate, Form()], admin: AdminDep,
-                session: SessionDep) -> Response:
-    user = accounts_service.create_user(session, username=form.username, password=form.password,
-                                        role=form.role, display_name=form.display_name)
-    audit_service.record(session, actor_id=admin.id, action="user.create", target=user.username,
-                         after={"role": user.role})
+def create_user(
+    request: Request, form: Annotated[UserCreate, Form()], admin: AdminDep, session: SessionDep
+) -> Response:
+    user = accounts_service.create_user(
+        session,
+        username=form.username,
+        password=form.password,
+        role=form.role,
+        display_name=form.display_name,
+    )
+    audit_service.record(
+        session, actor_id=admin.id, action="user.create", target=user.username, after={"role": user.role}
+    )
     return htmx.redirect(request, str(request.url_for("accounts:users")))
 
 
 @router.post("/admin/users/{user_id}/active", name="accounts:set_active")
-def set_active(request: Request, user_id: int, form: Annotated[UserActive, Form()], admin: AdminDep,
-               session: SessionDep) -> Response:
+def set_active(
+    request: Request, user_id: int, form: Annotated[UserActive, Form()], admin: AdminDep, session: SessionDep
+) -> Response:
     user = accounts_service.set_active(session, user_id=user_id, active=form.active)
-    audit_service.record(session, actor_id=admin.id, action="user.enable" if form.active else "user.disable",
-                         target=user.username)
+    audit_service.record(
+        session,
+        actor_id=admin.id,
+        action="user.enable" if form.active else "user.disable",
+        target=user.username,
+    )
     return htmx.redirect(request, str(request.url_for("accounts:users")))
 
 
@@ -122,15 +142,27 @@ def api_users(admin: AdminDep, session: SessionDep) -> list[UserOut]:
 
 @api.post("/users", response_model=UserOut, status_code=201)
 def api_create_user(body: UserCreate, admin: AdminDep, session: SessionDep) -> UserOut:
-    user = accounts_service.create_user(session, username=body.username, password=body.password,
-                                        role=body.role, display_name=body.display_name)
-    audit_service.record(session, actor_id=admin.id, action="user.create", target=user.username,
-                         after={"role": user.role})
+    user = accounts_service.create_user(
+        session,
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        display_name=body.display_name,
+    )
+    audit_service.record(
+        session, actor_id=admin.id, action="user.create", target=user.username, after={"role": user.role}
+    )
     return UserOut.model_validate(user)
 
 
 @api.post("/tokens", response_model=NewTokenOut, status_code=201)
 def api_create_token(body: TokenCreate, user: ResearcherDep, session: SessionDep) -> NewTokenOut:
     token, raw = accounts_service.create_api_token(session, user=user, name=body.name)
-    return NewTokenOut(id=token.id, name=token.name, prefix=token.prefix, created_at=token.created_at,
-                       revoked_at=None, token=raw)
+    return NewTokenOut(
+        id=token.id,
+        name=token.name,
+        prefix=token.prefix,
+        created_at=token.created_at,
+        revoked_at=None,
+        token=raw,
+    )

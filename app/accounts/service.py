@@ -31,12 +31,18 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def create_user(session: Session, *, username: str, password: str, role: Role, display_name: str = "") -> User:
+def create_user(
+    session: Session, *, username: str, password: str, role: Role, display_name: str = ""
+) -> User:
     username = username.strip()
     if not username or len(username) > 64:
         raise Invalid("a username has 1 to 64 characters", field="username")
-    user = User(username=username, display_name=display_name.strip() or username,
-                password_hash=hash_password(password), role=Role(role))
+    user = User(
+        username=username,
+        display_name=display_name.strip() or username,
+        password_hash=hash_password(password),
+        role=Role(role),
+    )
     session.add(user)
     try:
         with session.begin_nested():
@@ -75,7 +81,9 @@ def authenticate(session: Session, *, username: str, password: str) -> User:
 def start_session(session: Session, *, user: User, now: datetime, hours: int) -> str:
     """Create a browser session; returns the raw token for the cookie (only its digest is stored)."""
     raw = secrets.token_urlsafe(32)
-    session.add(AuthSession(token_hash=token_digest(raw), user_id=user.id, expires_at=now + timedelta(hours=hours)))
+    session.add(
+        AuthSession(token_hash=token_digest(raw), user_id=user.id, expires_at=now + timedelta(hours=hours))
+    )
     session.flush()
     return raw
 
@@ -88,8 +96,11 @@ def user_for_session(session: Session, raw_token: str, now: datetime) -> User | 
     return session.scalar(
         select(User)
         .join(AuthSession, AuthSession.user_id == User.id)
-        .where(AuthSession.token_hash == token_digest(raw_token), AuthSession.expires_at > now,
-               User.is_active.is_(True))
+        .where(
+            AuthSession.token_hash == token_digest(raw_token),
+            AuthSession.expires_at > now,
+            User.is_active.is_(True),
+        )
     )
 
 
@@ -97,8 +108,11 @@ def user_for_api_token(session: Session, raw_token: str) -> User | None:
     return session.scalar(
         select(User)
         .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == token_digest(raw_token), ApiToken.revoked_at.is_(None),
-               User.is_active.is_(True))
+        .where(
+            ApiToken.token_hash == token_digest(raw_token),
+            ApiToken.revoked_at.is_(None),
+            User.is_active.is_(True),
+        )
     )
 
 

@@ -10,11 +10,24 @@ from sqlalchemy.orm import Session
 from app.audit.models import AuditEvent
 
 
-def record(session: Session, *, actor_id: int | None, action: str, project_id: int | None = None,
-           target: str = "", before: dict[str, Any] | None = None,
-           after: dict[str, Any] | None = None) -> AuditEvent:
-    event = AuditEvent(actor_id=actor_id, action=action, project_id=project_id, target=target[:120],
-                       before=before, after=after)
+def record(
+    session: Session,
+    *,
+    actor_id: int | None,
+    action: str,
+    project_id: int | None = None,
+    target: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        actor_id=actor_id,
+        action=action,
+        project_id=project_id,
+        target=target[:120],
+        before=before,
+        after=after,
+    )
     session.add(event)
     session.flush()
     return event

@@ -4,7 +4,17 @@ import enum
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -93,7 +103,7 @@ class Candidate(Base):
     model: Mapped[str] = mapped_column(String(300), default="")
     revision: Mapped[str] = mapped_column(String(120), default="")
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-    seed: Mapped[int | None]
+    seed: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -108,6 +118,9 @@ class Item(Base):
         UniqueConstraint("candidate_a_id", "candidate_b_id"),
         CheckConstraint("open_slots >= 0", name="open_slots_nonnegative"),
         Index("ix_items_open", "project_id", "id", postgresql_where=text("open_slots > 0")),
+        # NULLs are distinct in the unique pair constraint: this keeps one single item per candidate.
+        Index("uq_items_single", "candidate_a_id", unique=True,
+              postgresql_where=text("candidate_b_id IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

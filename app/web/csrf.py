@@ -33,8 +33,11 @@ def new_anon_cookie() -> str:
 
 def request_token(request: Request) -> str:
     """The CSRF token the current page should embed (empty if the browser has no cookie yet)."""
-    cookie = request.cookies.get(SESSION_COOKIE) or getattr(request.state, "anon_cookie", None) \
+    cookie = (
+        request.cookies.get(SESSION_COOKIE)
+        or getattr(request.state, "anon_cookie", None)
         or request.cookies.get(ANON_COOKIE)
+    )
     return token_for(cookie) if cookie else ""
 
 
@@ -46,10 +49,12 @@ async def require_csrf(request: Request) -> None:
     cookie = request.cookies.get(SESSION_COOKIE) or request.cookies.get(ANON_COOKIE)
     sent = request.headers.get(HEADER)
     if not sent and request.headers.get("content-type", "").startswith(
-            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
         form = await request.form()
         value = form.get(FIELD)
         sent = value if isinstance(value, str) else None
     if not cookie or not sent or not hmac.compare_digest(sent, token_for(cookie)):
-        raise PermissionDenied("the form's security token is missing or stale: reload the page and retry",
-                               field=FIELD)
+        raise PermissionDenied(
+            "the form's security token is missing or stale: reload the page and retry", field=FIELD
+        )

@@ -22,8 +22,9 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def _respond(request: Request, status: int, title: str, message: str,
-             errors: list[dict[str, str]] | None = None) -> Response:
+def _respond(
+    request: Request, status: int, title: str, message: str, errors: list[dict[str, str]] | None = None
+) -> Response:
     if _is_api(request):
         body: dict[str, object] = {"detail": message}
         if errors:
@@ -49,8 +50,13 @@ async def domain_error(request: Request, exc: Exception) -> Response:
 
 async def validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
-               "message": e["msg"]} for e in exc.errors()]
+    errors = [
+        {
+            "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
+            "message": e["msg"],
+        }
+        for e in exc.errors()
+    ]
     return _respond(request, 422, "Invalid input", "some fields are not valid", errors)
 
 
@@ -61,8 +67,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 async def database_down(request: Request, exc: Exception) -> Response:
     log.warning("database unavailable: %s", exc)
-    response = _respond(request, 503, "Service unavailable",
-                        "the database is not reachable right now; nothing was saved, please retry shortly")
+    response = _respond(
+        request,
+        503,
+        "Service unavailable",
+        "the database is not reachable right now; nothing was saved, please retry shortly",
+    )
     response.headers["Retry-After"] = "5"
     return response
 

@@ -25,13 +25,17 @@ def _context(request: Request, context: dict[str, Any]) -> dict[str, Any]:
     return {"user": getattr(request.state, "viewer", None), "csrf_token": request_token(request), **context}
 
 
-def render(request: Request, name: str, context: dict[str, Any] | None = None,
-           status_code: int = 200) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, _context(request, context or {}), status_code=status_code)
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, name, _context(request, context or {}), status_code=status_code
+    )
 
 
-def render_page_or_fragment(request: Request, *, page: str, fragment: str, context: dict[str, Any],
-                            status_code: int = 200) -> HTMLResponse:
+def render_page_or_fragment(
+    request: Request, *, page: str, fragment: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
     name = fragment if htmx.is_htmx(request) else page
     response = render(request, name, context, status_code)
     htmx.vary_on_htmx(response)

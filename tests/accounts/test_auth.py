@@ -25,16 +25,24 @@ def test_password_is_stored_as_argon2_hash(db: Session) -> None:
     assert PASSWORD not in user.password_hash
 
 
-def test_login_sets_httponly_lax_session_cookie_and_logout_ends_it(app_client: TestClient, db: Session) -> None:
+def test_login_sets_httponly_lax_session_cookie_and_logout_ends_it(
+    app_client: TestClient, db: Session
+) -> None:
     user = make_user(db, Role.ADMIN)
     db.flush()
     token = _login_page_token(app_client)
-    response = app_client.post("/login", data={"username": user.username, "password": PASSWORD,
-                                               "csrf_token": token, "next": "/account"})
+    response = app_client.post(
+        "/login",
+        data={"username": user.username, "password": PASSWORD, "csrf_token": token, "next": "/account"},
+    )
     assert response.status_code == 303
     assert response.headers["location"] == "/account"
     cookie = response.headers["set-cookie"]
-    assert f"{SESSION_COOKIE}=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+    assert (
+        f"{SESSION_COOKIE}=" in cookie
+        and "HttpOnly" in cookie
+        and "SameSite=lax" in cookie.replace("Lax", "lax")
+    )
     assert app_client.get("/account").status_code == 200
 
     session_cookie = app_client.cookies[SESSION_COOKIE]
@@ -49,8 +57,9 @@ def test_login_sets_httponly_lax_session_cookie_and_logout_ends_it(app_client: T
 def test_wrong_password_is_refused_with_a_message(app_client: TestClient, db: Session) -> None:
     user = make_user(db)
     token = _login_page_token(app_client)
-    response = app_client.post("/login", data={"username": user.username, "password": "nope-nope-nope",
-                                               "csrf_token": token})
+    response = app_client.post(
+        "/login", data={"username": user.username, "password": "nope-nope-nope", "csrf_token": token}
+    )
     assert response.status_code == 401
     assert "wrong username or password" in response.text
     assert SESSION_COOKIE not in response.cookies
@@ -67,8 +76,15 @@ def test_login_without_csrf_token_is_refused(app_client: TestClient, db: Session
 def test_open_redirect_after_login_is_neutralised(app_client: TestClient, db: Session) -> None:
     user = make_user(db)
     token = _login_page_token(app_client)
-    response = app_client.post("/login", data={"username": user.username, "password": PASSWORD,
-                                               "csrf_token": token, "next": "//evil.example/x"})
+    response = app_client.post(
+        "/login",
+        data={
+            "username": user.username,
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "//evil.example/x",
+        },
+    )
     assert response.headers["location"] == "/"
 
 

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request
+from starlette.responses import Response
+
+from app.db import utcnow
+from app.generation import service as generation_service
+from app.generation.schemas import RunOut, RunStart
+from app.web import htmx
+from app.web.deps import AdminDep, ProjectDep, SessionDep
+from app.web.templating import render, render_page_or_fragment
+
+router = APIRouter(tags=["generation"])
+api = APIRouter(tags=["generation"])
+
+
+@router.post("/projects/{project_id}/generation", name="generation:start")
+def start(request: Request, project: ProjectDep, admin: AdminDep, session: SessionDep) -> Response:
+    generation_service.start_run(session, project=project, actor=admin)
+    if htmx.is_htmx(request):
+        panel = generation_service.panel_state(session, project=project, now=utcnow())
+        return render(request, "generation/_panel.html", {"project": project, "panel": panel})
+    return htmx.redirect(request, str(request.url_for("projects:detail", project_id=project.id)))
+
+
+@router.get("/projects/{project_id}/generation/panel", name="generation:panel")
+def panel(request: Request, project: ProjectDep, session: SessionDep) -> Response:
+    panel = generation_service.panel_state(session, project=project, now=utcnow())
+    return render_page_or_fragment(request, page="generation/panel.html", fragment="generation/_panel.html",
+                                   context={"project": project, "panel": panel})
+
+
+@api.post("/projects/{project_id}/generation-runs", response_model=RunOut, status_code=201,
+          name="generation:api_start")
+def api_start(project: ProjectDep, admin: AdminDep, session: SessionDep,
+              body: Annotated[RunStart | None, Body()] = None) -> RunOut:
+    run = generation_service.start_run(session, project=project, actor=admin,
+                                       model=body.model if body is not None else None)
+    return generation_service.run_out(run, now=utcnow())
+
+
+@api.get("/projects/{project_id}/generation-runs", response_model=list[RunOut], name="generation:api_list")
+def api_list(project: ProjectDep, session: SessionDep) -> list[RunOut]:
+    return generation_service.run_views(session, project_id=project.id, now=utcnow())
