@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, UniqueConstraint, func, text
+from sqlalchemy import ForeignKey, Index, UniqueConstraint, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
@@ -10,13 +10,19 @@ from app.projects.models import Item
 
 
 class Lease(Base):
-    """An item handed to one annotator until `expires_at`; unique per (item, annotator): never twice."""
+    """An item handed to one annotator until `expires_at`; unique per (item, annotator): never twice.
+
+    A judged lease gets `completed_at`. A skipped lease gets `completed_at` and `skipped`: its slot goes
+    back to the item, and the row stays so that the same annotator is never offered the item again.
+    An expired lease that was never completed is deleted (its slot goes back too).
+    """
 
     __tablename__ = "leases"
     __table_args__ = (
         UniqueConstraint("item_id", "annotator_id"),
         Index("ix_leases_live", "annotator_id", "expires_at", postgresql_where=text("completed_at IS NULL")),
-        Index("ix_leases_expiring", "expires_at", postgresql_where=text("completed_at IS NULL")),
+        Index("ix_leases_expiring", "project_id", "expires_at",
+              postgresql_where=text("completed_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -24,6 +30,7 @@ class Lease(Base):
     annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     swapped: Mapped[bool]
+    skipped: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]

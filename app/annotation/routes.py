@@ -1,0 +1,105 @@
+"""The annotator workspace (browser, htmx-enhanced, works without JS) and the annotation API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from app.accounts.models import User
+from app.annotation import service as annotation_service
+from app.annotation.schemas import ItemOut, JudgementIn, JudgementOut, WorkspaceForm
+from app.db import utcnow
+from app.errors import Conflict, Invalid
+from app.projects.models import Project
+from app.web import htmx
+from app.web.deps import AnnotatorDep, ProjectDep, SessionDep
+from app.web.templating import render_page_or_fragment
+
+router = APIRouter(tags=["annotation"])
+api = APIRouter(tags=["annotation"])
+
+PAGE = "annotation/workspace.html"
+FRAGMENT = "annotation/_workspace.html"
+
+
+async def workspace_form(request: Request) -> WorkspaceForm:
+    """The submitted workspace form. Async only to await the form parser (Starlette caches the parsed
+    form, which the CSRF check may already have read); no database work happens here, and the routes
+    that use it stay sync, so their queries run in the threadpool, off the event loop."""
+    form = await request.form()
+    return WorkspaceForm.from_pairs(form.multi_items())
+
+
+WorkspaceFormDep = Annotated[WorkspaceForm, Depends(workspace_form)]
+
+
+def _show(request: Request, project: Project, workspace: annotation_service.Workspace, *,
+          kept: WorkspaceForm | None = None, error: Invalid | None = None, notice: str = "",
+          status_code: int = 200) -> Response:
+    context = {"project": project, "workspace": workspace, "item": workspace.item,
+               "kept": kept or WorkspaceForm(), "error": error, "notice": notice}
+    return render_page_or_fragment(request, page=PAGE, fragment=FRAGMENT, context=context,
+                                   status_code=status_code)
+
+
+def _next(request: Request, session: SessionDep, project: Project, annotator: User,
+          notice: str = "") -> Response:
+    """htmx: the next item's fragment swaps in. Without JS: back to the workspace (303)."""
+    if not notice and not htmx.is_htmx(request):
+        return htmx.redirect(request, str(request.url_for("annotation:workspace", project_id=project.id)))
+    workspace = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
+    return _show(request, project, workspace, notice=notice)
+
+
+@router.get("/projects/{project_id}/annotate", name="annotation:workspace")
+def workspace(request: Request, project: ProjectDep, annotator: AnnotatorDep,
+              session: SessionDep) -> Response:
+    current = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
+    return _show(request, project, current)
+
+
+@router.post("/projects/{project_id}/leases/{lease_id}", name="annotation:submit")
+def submit(request: Request, lease_id: int, raw: WorkspaceFormDep, project: ProjectDep,
+           annotator: AnnotatorDep, session: SessionDep) -> Response:
+    try:
+        annotation_service.submit(session, lease_id=lease_id, annotator=annotator, form=raw.to_judgement(),
+                                  now=utcnow(), project_id=project.id)
+    except Invalid as exc:
+        same = annotation_service.lease_workspace(session, lease_id=lease_id, annotator=annotator,
+                                                  project=project)
+        return _show(request, project, same, kept=raw, error=exc, status_code=422)
+    except Conflict as exc:
+        return _next(request, session, project, annotator, notice=exc.message)
+    return _next(request, session, project, annotator)
+
+
+@router.post("/projects/{project_id}/leases/{lease_id}/skip", name="annotation:skip")
+def skip(request: Request, lease_id: int, project: ProjectDep, annotator: AnnotatorDep,
+         session: SessionDep) -> Response:
+    annotation_service.skip(session, lease_id=lease_id, annotator=annotator, now=utcnow(),
+                            project_id=project.id)
+    return _next(request, session, project, annotator)
+
+
+@api.get("/projects/{project_id}/next", name="annotation:api_next", response_model=ItemOut,
+         responses={204: {"description": "nothing left to annotate in this project"}})
+def api_next(project: ProjectDep, annotator: AnnotatorDep, session: SessionDep) -> ItemOut | Response:
+    """Claim (or get again) the caller's current item. Responses come in SHOWN order: answer with the
+    side as shown ("a" = the first response)."""
+    current = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
+    return current.item if current.item is not None else Response(status_code=204)
+
+
+@api.post("/projects/{project_id}/leases/{lease_id}/judgement", name="annotation:api_judgement",
+          response_model=JudgementOut, status_code=201,
+          responses={200: {"model": JudgementOut, "description": "an idempotent repeat: already stored"}})
+def api_judgement(lease_id: int, body: JudgementIn, response: Response, project: ProjectDep,
+                  annotator: AnnotatorDep, session: SessionDep) -> JudgementOut:
+    """Judge a leased item (choice on the SHOWN sides). The stored choice is canonical; see `swapped`."""
+    result = annotation_service.record(session, lease_id=lease_id, annotator=annotator, form=body,
+                                       now=utcnow(), project_id=project.id)
+    if not result.created:
+        response.status_code = 200
+    return JudgementOut.of(result.judgement)

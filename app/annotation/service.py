@@ -1,0 +1,208 @@
+"""Annotation: judgements and Likert ratings - submitting (idempotently), skipping, what annotators see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from app.accounts.models import User
+from app.annotation.models import Choice, Judgement, Rating
+from app.annotation.schemas import (
+    Attribute,
+    ItemOut,
+    JudgementIn,
+    Message,
+    ShownResponse,
+    new_idempotency_key,
+)
+from app.assignment import policy
+from app.assignment import service as assignment_service
+from app.assignment.models import Lease
+from app.errors import Conflict, Invalid
+from app.projects.models import Item, ItemKind, Project
+
+LIKERT_MIN, LIKERT_MAX = 1, 7
+
+
+@dataclass(frozen=True)
+class Submission:
+    judgement: Judgement
+    created: bool  # False: an idempotent repeat that returned the stored judgement
+
+
+@dataclass(frozen=True)
+class Workspace:
+    item: ItemOut | None  # None: nothing left to annotate
+    done: int  # judgements this annotator has made in the project
+
+
+def submit(session: Session, *, lease_id: int, annotator: User, form: JudgementIn, now: datetime,
+           project_id: int | None = None) -> Judgement:
+    """Store the annotator's judgement on a lease; see record()."""
+    return record(session, lease_id=lease_id, annotator=annotator, form=form, now=now,
+                  project_id=project_id).judgement
+
+
+def record(session: Session, *, lease_id: int, annotator: User, form: JudgementIn, now: datetime,
+           project_id: int | None = None) -> Submission:
+    """Store a judgement, mark its lease completed and count it on the item.
+
+    Idempotent: a repeated idempotency key, or a second submit of a completed lease, returns the stored
+    judgement. The item row is locked (assignment_service.lock_lease), so concurrent submits of one lease
+    queue up; a unique violation that slips through anyway is turned into the stored judgement too.
+    Raises Conflict when the lease expired and was released, Invalid for a malformed judgement.
+    """
+    repeat = _by_key(session, form.idempotency_key, annotator)
+    if repeat is not None:
+        return Submission(repeat, created=False)
+    lease = assignment_service.lock_lease(session, lease_id=lease_id, annotator=annotator,
+                                          project_id=project_id)
+    if lease.completed_at is not None:
+        return Submission(_judgement_of(session, lease), created=False)
+    project = session.get(Project, lease.project_id)
+    assert project is not None  # the lease's foreign key
+    judgement = _build(lease, project, form)
+    try:
+        with session.begin_nested():
+            session.add(judgement)
+            session.flush()
+    except IntegrityError:
+        stored = _by_key(session, form.idempotency_key, annotator) or _by_item(session, lease)
+        if stored is None:
+            raise
+        return Submission(stored, created=False)
+    assignment_service.complete(session, lease=lease, now=now)
+    return Submission(judgement, created=True)
+
+
+def skip(session: Session, *, lease_id: int, annotator: User, now: datetime,
+         project_id: int | None = None) -> None:
+    """Give the item back unjudged (its slot returns); the annotator is never offered it again.
+
+    Idempotent: skipping a completed lease changes nothing; a lease already released by expiry is gone
+    with its slot, so there is nothing left to give back.
+    """
+    try:
+        lease = assignment_service.lock_lease(session, lease_id=lease_id, annotator=annotator,
+                                              project_id=project_id)
+    except Conflict:
+        return
+    if lease.completed_at is None:
+        assignment_service.give_back(session, lease=lease, now=now)
+
+
+def next_item(session: Session, *, project: Project, annotator: User, now: datetime) -> Workspace:
+    """The annotator's current or next item in the project (claimed now), and their count so far."""
+    lease = assignment_service.claim_next_item(session, project=project, annotator=annotator, now=now)
+    item = describe(session, lease=lease, project=project) if lease is not None else None
+    return Workspace(item=item, done=done_count(session, project_id=project.id, annotator=annotator))
+
+
+def lease_workspace(session: Session, *, lease_id: int, annotator: User, project: Project) -> Workspace:
+    """The workspace for one of the annotator's leases (to show it again, e.g. after invalid input)."""
+    lease = assignment_service.get_lease(session, lease_id=lease_id, annotator=annotator,
+                                         project_id=project.id)
+    return Workspace(item=describe(session, lease=lease, project=project),
+                     done=done_count(session, project_id=project.id, annotator=annotator))
+
+
+def describe(session: Session, *, lease: Lease, project: Project) -> ItemOut:
+    """The leased item as the annotator sees it: responses in SHOWN order, a fresh idempotency key."""
+    item = session.scalar(
+        select(Item).where(Item.id == lease.item_id)
+        .options(joinedload(Item.prompt), joinedload(Item.candidate_a), joinedload(Item.candidate_b))
+    )
+    assert item is not None  # the lease's foreign key
+    texts = {"a": item.candidate_a.text, "b": item.candidate_b.text if item.candidate_b else ""}
+    sides = policy.shown_order(lease.swapped) if item.kind == ItemKind.PAIR else ("a",)
+    return ItemOut(
+        lease_id=lease.id, item_id=item.id, kind="pair" if item.kind == ItemKind.PAIR else "single",
+        prompt=[Message(role=str(m.get("role", "user")), content=str(m.get("content", "")))
+                for m in item.prompt.messages],
+        responses=[ShownResponse(side=shown, text=texts[canonical])
+                   for shown, canonical in zip(policy.SIDES, sides, strict=False)],
+        attributes=[Attribute.model_validate(a) for a in project.attributes],
+        expires_at=lease.expires_at, idempotency_key=new_idempotency_key(),
+    )
+
+
+def done_count(session: Session, *, project_id: int, annotator: User) -> int:
+    query = select(func.count(Judgement.id)).where(Judgement.project_id == project_id,
+                                                   Judgement.annotator_id == annotator.id)
+    return session.scalar(query) or 0
+
+
+def _build(lease: Lease, project: Project, form: JudgementIn) -> Judgement:
+    if lease.item.kind == ItemKind.PAIR:
+        if form.ratings:
+            raise Invalid("ratings are for Likert items; this item is a pair", field="ratings")
+        choice, strength = _pairwise(form, lease.swapped)
+        ratings: list[Rating] = []
+    else:
+        if form.choice is not None:
+            raise Invalid("a Likert item takes ratings, not a choice", field="choice")
+        choice, strength = None, None
+        ratings = _likert(form, project.attribute_names)
+    return Judgement(
+        project_id=lease.project_id, item_id=lease.item_id, lease_id=lease.id,
+        annotator_id=lease.annotator_id, choice=choice, strength=strength, swapped=lease.swapped,
+        rationale=form.rationale, flags=list(form.flags), seconds=form.seconds,
+        idempotency_key=form.idempotency_key, ratings=ratings,
+    )
+
+
+def _pairwise(form: JudgementIn, swapped: bool) -> tuple[Choice, int | None]:
+    """The canonical choice (the side swap undone) and the strength, which only a or b carries."""
+    if form.choice is None:
+        raise Invalid("choose A, B, tie or both bad", field="choice")
+    choice = Choice(policy.to_canonical(form.choice, swapped))
+    if choice not in (Choice.A, Choice.B):
+        return choice, None
+    if form.strength is None:
+        raise Invalid("say how much better: slightly, clearly or much better", field="strength")
+    return choice, form.strength
+
+
+def _likert(form: JudgementIn, attributes: list[str]) -> list[Rating]:
+    """One rating per project attribute, each 1-7; every problem is reported at once (details)."""
+    errors = [{"field": f"rating_{name}", "message": f"{name}: this attribute is not rated in this project"}
+              for name in form.ratings if name not in attributes]
+    for name in attributes:
+        value = form.ratings.get(name)
+        if value is None:
+            errors.append({"field": f"rating_{name}", "message": f"{name}: choose a rating from 1 to 7"})
+        elif not LIKERT_MIN <= value <= LIKERT_MAX:
+            errors.append({"field": f"rating_{name}", "message": f"{name}: ratings go from 1 to 7"})
+    if errors:
+        raise Invalid(errors[0]["message"], field=errors[0]["field"], details=errors)
+    return [Rating(attribute=name, value=form.ratings[name]) for name in attributes]
+
+
+def _by_key(session: Session, key: str, annotator: User) -> Judgement | None:
+    """The judgement stored under this idempotency key; Conflict if another annotator used the key."""
+    judgement = session.scalar(
+        select(Judgement).where(Judgement.idempotency_key == key).options(selectinload(Judgement.ratings))
+    )
+    if judgement is not None and judgement.annotator_id != annotator.id:
+        raise Conflict("this idempotency key was already used", field="idempotency_key")
+    return judgement
+
+
+def _by_item(session: Session, lease: Lease) -> Judgement | None:
+    return session.scalar(
+        select(Judgement)
+        .where(Judgement.item_id == lease.item_id, Judgement.annotator_id == lease.annotator_id)
+        .options(selectinload(Judgement.ratings))
+    )
+
+
+def _judgement_of(session: Session, lease: Lease) -> Judgement:
+    """The judgement of a completed lease; Conflict when the lease was skipped instead."""
+    judgement = None if lease.skipped else _by_item(session, lease)
+    if judgement is None:
+        raise Conflict("you skipped this item, so it was not judged")
+    return judgement
