@@ -43,9 +43,9 @@ def create_user(
         password_hash=hash_password(password),
         role=Role(role),
     )
-    session.add(user)
     try:
-        with session.begin_nested():
+        with session.begin_nested():  # a taken name rolls back only this savepoint
+            session.add(user)
             session.flush()
     except IntegrityError as exc:
         raise Conflict(f"the username {username!r} is taken", field="username") from exc
