@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,10 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=1)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextmanager
 def database(settings: Settings) -> Iterator[str]:
     """The configured server's URL, or an embedded Postgres in the data dir for the block's duration."""
@@ -40,6 +45,9 @@ def database(settings: Settings) -> Iterator[str]:
         return
     from app.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default action the process would die
+    # before this block's exit stops Postgres. As an exception it unwinds through the `with` instead.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with EmbeddedPostgres(settings.data_dir) as pg:
             yield pg.url

@@ -23,6 +23,8 @@ from app.jobs.runner import Handler, Interrupted, JobData, LeaseLost, PermanentF
 
 log = logging.getLogger(__name__)
 BATCH_PROMPTS = 8
+# The first batch is small so the first items reach annotators within seconds of the model loading.
+FIRST_BATCH_PROMPTS = 1
 DECODING_FIELDS = frozenset(f.name for f in dataclasses.fields(DecodingParams))
 
 
@@ -63,9 +65,11 @@ def _generate(factory: sessionmaker[Session], job: JobData, plan: RunPlan, setti
     with unit_of_work(factory) as session:
         generation_service.mark_started(session, run_id=plan.run_id, params=params.as_dict(), now=utcnow())
     seen: set[int] = set()
+    limit = FIRST_BATCH_PROMPTS
     while not job.stop.is_set():
         with unit_of_work(factory) as session:
-            batch = generation_service.next_prompts(session, plan=plan, limit=BATCH_PROMPTS)
+            batch = generation_service.next_prompts(session, plan=plan, limit=limit)
+        limit = BATCH_PROMPTS
         if not batch:
             return
         repeated = seen.intersection(p.id for p in batch)
