@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 08:17:25.500574
+Create Date: 2026-11-23
 """
 
 from collections.abc import Sequence
