@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, SmallInteger, String, Text, UniqueConstraint, func
+from sqlalchemy import CheckConstraint, ForeignKey, SmallInteger, String, Text, UniqueConstraint, false, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -24,7 +24,7 @@ class Judgement(Base):
 
     __tablename__ = "judgements"
     __table_args__ = (
-        UniqueConstraint("item_id", "annotator_id"),
+        UniqueConstraint("item_id", "annotator_id", "is_repeat"),
         UniqueConstraint("idempotency_key"),
         CheckConstraint("strength IS NULL OR strength BETWEEN 1 AND 3", name="strength_range"),
         CheckConstraint("choice IS NULL OR choice IN ('a', 'b', 'tie', 'both_bad')", name="choice_values"),
@@ -42,6 +42,9 @@ class Judgement(Base):
     flags: Mapped[list[str]] = mapped_column(JSONB, default=list)
     seconds: Mapped[float | None]
     idempotency_key: Mapped[str] = mapped_column(String(64))
+    # Repeats measure self-consistency only: never counted in exports, agreement or item completion.
+    is_repeat: Mapped[bool] = mapped_column(default=False, server_default=false())
+    guideline_version_id: Mapped[int | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     ratings: Mapped[list[Rating]] = relationship(lazy="raise", back_populates="judgement")

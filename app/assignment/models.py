@@ -19,7 +19,7 @@ class Lease(Base):
 
     __tablename__ = "leases"
     __table_args__ = (
-        UniqueConstraint("item_id", "annotator_id"),
+        UniqueConstraint("item_id", "annotator_id", "is_repeat"),
         Index("ix_leases_live", "annotator_id", "expires_at", postgresql_where=text("completed_at IS NULL")),
         Index("ix_leases_expiring", "project_id", "expires_at",
               postgresql_where=text("completed_at IS NULL")),
@@ -31,6 +31,8 @@ class Lease(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     swapped: Mapped[bool]
     skipped: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # A repeat shows an item the annotator already judged again (sides swapped) to measure self-consistency.
+    is_repeat: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]

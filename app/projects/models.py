@@ -37,6 +37,15 @@ class CandidateSource(enum.StrEnum):
     EDIT = "edit"
 
 
+class ItemPurpose(enum.StrEnum):
+    """Regular items are the work; gold items hide among them with a known answer; calibration items are
+    judged only in qualification sessions. Exports and agreement use regular items unless asked otherwise."""
+
+    REGULAR = "regular"
+    GOLD = "gold"
+    CALIBRATION = "calibration"
+
+
 class Project(Base):
     __tablename__ = "projects"
     __table_args__ = (
@@ -117,6 +126,7 @@ class Item(Base):
     __table_args__ = (
         UniqueConstraint("candidate_a_id", "candidate_b_id"),
         CheckConstraint("open_slots >= 0", name="open_slots_nonnegative"),
+        CheckConstraint("purpose IN ('regular', 'gold', 'calibration')", name="purpose_values"),
         Index("ix_items_open", "project_id", "id", postgresql_where=text("open_slots > 0")),
         # NULLs are distinct in the unique pair constraint: this keeps one single item per candidate.
         Index("uq_items_single", "candidate_a_id", unique=True,
@@ -131,6 +141,8 @@ class Item(Base):
     candidate_b_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
     open_slots: Mapped[int]
     judgement_count: Mapped[int] = mapped_column(default=0)
+    purpose: Mapped[ItemPurpose] = mapped_column(String(16), default=ItemPurpose.REGULAR,
+                                                 server_default=ItemPurpose.REGULAR.value)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     prompt: Mapped[Prompt] = relationship(lazy="raise")

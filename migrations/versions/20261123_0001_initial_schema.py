@@ -172,7 +172,9 @@ def upgrade() -> None:
     sa.Column('candidate_b_id', sa.Integer(), nullable=True),
     sa.Column('open_slots', sa.Integer(), nullable=False),
     sa.Column('judgement_count', sa.Integer(), nullable=False),
+    sa.Column('purpose', sa.String(length=16), server_default='regular', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("purpose IN ('regular', 'gold', 'calibration')", name=op.f('ck_items_purpose_values')),
     sa.CheckConstraint('open_slots >= 0', name=op.f('ck_items_open_slots_nonnegative')),
     sa.ForeignKeyConstraint(['candidate_a_id'], ['candidates.id'], name=op.f('fk_items_candidate_a_id_candidates'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['candidate_b_id'], ['candidates.id'], name=op.f('fk_items_candidate_b_id_candidates'), ondelete='CASCADE'),
@@ -192,6 +194,7 @@ def upgrade() -> None:
     sa.Column('project_id', sa.Integer(), nullable=False),
     sa.Column('swapped', sa.Boolean(), nullable=False),
     sa.Column('skipped', sa.Boolean(), server_default=sa.text('false'), nullable=False),
+    sa.Column('is_repeat', sa.Boolean(), server_default=sa.text('false'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
@@ -199,7 +202,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_leases_item_id_items'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_leases_project_id_projects'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_leases')),
-    sa.UniqueConstraint('item_id', 'annotator_id', name=op.f('uq_leases_item_id_annotator_id'))
+    sa.UniqueConstraint('item_id', 'annotator_id', 'is_repeat', name=op.f('uq_leases_item_id_annotator_id_is_repeat'))
     )
     op.create_index('ix_leases_expiring', 'leases', ['project_id', 'expires_at'], unique=False, postgresql_where=sa.text('completed_at IS NULL'))
     op.create_index('ix_leases_live', 'leases', ['annotator_id', 'expires_at'], unique=False, postgresql_where=sa.text('completed_at IS NULL'))
@@ -216,6 +219,8 @@ def upgrade() -> None:
     sa.Column('flags', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('seconds', sa.Double(), nullable=True),
     sa.Column('idempotency_key', sa.String(length=64), nullable=False),
+    sa.Column('is_repeat', sa.Boolean(), server_default=sa.text('false'), nullable=False),
+    sa.Column('guideline_version_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint("choice IS NULL OR choice IN ('a', 'b', 'tie', 'both_bad')", name=op.f('ck_judgements_choice_values')),
     sa.CheckConstraint('strength IS NULL OR strength BETWEEN 1 AND 3', name=op.f('ck_judgements_strength_range')),
@@ -225,10 +230,11 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_judgements_project_id_projects'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_judgements')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_judgements_idempotency_key')),
-    sa.UniqueConstraint('item_id', 'annotator_id', name=op.f('uq_judgements_item_id_annotator_id')),
+    sa.UniqueConstraint('item_id', 'annotator_id', 'is_repeat', name=op.f('uq_judgements_item_id_annotator_id_is_repeat')),
     sa.UniqueConstraint('lease_id', name=op.f('uq_judgements_lease_id'))
     )
     op.create_index(op.f('ix_judgements_annotator_id'), 'judgements', ['annotator_id'], unique=False)
+    op.create_index(op.f('ix_judgements_guideline_version_id'), 'judgements', ['guideline_version_id'], unique=False)
     op.create_index(op.f('ix_judgements_item_id'), 'judgements', ['item_id'], unique=False)
     op.create_index(op.f('ix_judgements_project_id'), 'judgements', ['project_id'], unique=False)
     op.create_table('ratings',
@@ -249,6 +255,7 @@ def downgrade() -> None:
     op.drop_table('ratings')
     op.drop_index(op.f('ix_judgements_project_id'), table_name='judgements')
     op.drop_index(op.f('ix_judgements_item_id'), table_name='judgements')
+    op.drop_index(op.f('ix_judgements_guideline_version_id'), table_name='judgements')
     op.drop_index(op.f('ix_judgements_annotator_id'), table_name='judgements')
     op.drop_table('judgements')
     op.drop_index('ix_leases_live', table_name='leases', postgresql_where=sa.text('completed_at IS NULL'))

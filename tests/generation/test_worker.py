@@ -115,13 +115,13 @@ def test_likert_project_gets_one_item_per_candidate(
     assert len(db.scalars(select(Item).where(Item.project_id == project.id)).all()) == 4
 
 
-def test_prompts_go_to_the_model_in_batches_of_eight(
+def test_prompts_go_to_the_model_one_first_then_in_batches_of_eight(
         db: Session, session_factory: sessionmaker[Session], settings: Settings, fake: FakeBackend) -> None:
     project = _project(db, prompts=19)
     make_prompt(db, project, "imported", candidates=["a", "b"])
     _, job = _start(db, project)
     worker.handle_generate(session_factory, job, settings)
-    assert [len(call) for call in fake.calls] == [8, 8, 3]
+    assert [len(call) for call in fake.calls] == [1, 8, 8, 2]  # a quick first item, then full batches
     assert "imported" not in {text for call in fake.calls for text in call}
 
 
@@ -133,13 +133,14 @@ def test_a_crash_keeps_stored_batches_and_the_retry_stores_nothing_twice(
     with pytest.raises(RuntimeError, match="out of memory"):
         worker.handle_generate(session_factory, job, settings)
     db.refresh(run)
-    assert (run.status, run.done_prompts) == (RunStatus.QUEUED, 8)  # the first batch is kept
+    assert (run.status, run.done_prompts) == (RunStatus.QUEUED, 1)  # the first batch is kept
     assert run.error is not None and "out of memory" in run.error
-    assert len(_candidates(db, project)) == 16
+    assert len(_candidates(db, project)) == 2
 
     fake.calls.clear()
+    fake.fail_on_call = None
     worker.handle_generate(session_factory, job, settings)  # the same job, retried
-    assert [len(call) for call in fake.calls] == [4]
+    assert [len(call) for call in fake.calls] == [1, 8, 2]
     candidates = _candidates(db, project)
     assert len(candidates) == 24
     assert len({(c.prompt_id, c.sample_index) for c in candidates}) == 24
@@ -222,7 +223,7 @@ def test_a_cancelled_job_stops_after_storing_its_batch(
     jobs_service.cancel(db, job_id=job.id, now=utcnow())
     with pytest.raises(LeaseLost):
         worker.handle_generate(session_factory, job, settings)
-    assert len(fake.calls) == 1 and len(_candidates(db, project)) == 16
+    assert len(fake.calls) == 1 and len(_candidates(db, project)) == 2  # the quick first batch: 1 prompt
 
 
 def test_a_finished_run_is_not_generated_again(
