@@ -6,6 +6,7 @@ from app.assignment.models import Lease
 from app.audit.models import AuditEvent
 from app.db import Base
 from app.generation.models import GenerationRun
+from app.guidelines.models import GuidelineAcknowledgement, GuidelineVersion
 from app.jobs.models import Job
 from app.projects.models import Candidate, Item, Project, ProjectMember, Prompt
 
@@ -16,6 +17,8 @@ __all__ = [
     "Base",
     "Candidate",
     "GenerationRun",
+    "GuidelineAcknowledgement",
+    "GuidelineVersion",
     "Item",
     "Job",
     "Judgement",

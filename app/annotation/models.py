@@ -44,7 +44,7 @@ class Judgement(Base):
     idempotency_key: Mapped[str] = mapped_column(String(64))
     # Repeats measure self-consistency only: never counted in exports, agreement or item completion.
     is_repeat: Mapped[bool] = mapped_column(default=False, server_default=false())
-    guideline_version_id: Mapped[int | None] = mapped_column(index=True)
+    guideline_version_id: Mapped[int | None] = mapped_column(ForeignKey("guideline_versions.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     ratings: Mapped[list[Rating]] = relationship(lazy="raise", back_populates="judgement")

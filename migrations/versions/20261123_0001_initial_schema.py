@@ -125,6 +125,28 @@ def upgrade() -> None:
     )
     op.create_index('ix_generation_runs_one_active', 'generation_runs', ['project_id'], unique=True, postgresql_where=sa.text("status IN ('queued', 'running')"))
     op.create_index(op.f('ix_generation_runs_project_id'), 'generation_runs', ['project_id'], unique=False)
+    op.create_table('guideline_versions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=True),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('summary', sa.Text(), nullable=False),
+    sa.Column('requires_recalibration', sa.Boolean(), server_default=sa.text('false'), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('published_by_id', sa.Integer(), nullable=True),
+    sa.CheckConstraint("published_at IS NULL OR btrim(summary) <> ''", name=op.f('ck_guideline_versions_published_has_summary')),
+    sa.CheckConstraint('(number IS NULL) = (published_at IS NULL)', name=op.f('ck_guideline_versions_numbered_when_published')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_guideline_versions_created_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_guideline_versions_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['published_by_id'], ['users.id'], name=op.f('fk_guideline_versions_published_by_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_guideline_versions')),
+    sa.UniqueConstraint('project_id', 'number', name=op.f('uq_guideline_versions_project_id_number'))
+    )
+    op.create_index(op.f('ix_guideline_versions_project_id'), 'guideline_versions', ['project_id'], unique=False)
+    op.create_index('uq_guideline_versions_one_draft', 'guideline_versions', ['project_id'], unique=True, postgresql_where=sa.text('published_at IS NULL'))
     op.create_table('project_members',
     sa.Column('project_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -163,6 +185,17 @@ def upgrade() -> None:
     sa.UniqueConstraint('prompt_id', 'config_key', 'sample_index', name=op.f('uq_candidates_prompt_id_config_key_sample_index'))
     )
     op.create_index(op.f('ix_candidates_prompt_id'), 'candidates', ['prompt_id'], unique=False)
+    op.create_table('guideline_acknowledgements',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('acknowledged_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_guideline_acknowledgements_user_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['version_id'], ['guideline_versions.id'], name=op.f('fk_guideline_acknowledgements_version_id_guideline_versions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_guideline_acknowledgements')),
+    sa.UniqueConstraint('version_id', 'user_id', name=op.f('uq_guideline_acknowledgements_version_id_user_id'))
+    )
+    op.create_index(op.f('ix_guideline_acknowledgements_user_id'), 'guideline_acknowledgements', ['user_id'], unique=False)
     op.create_table('items',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -225,6 +258,7 @@ def upgrade() -> None:
     sa.CheckConstraint("choice IS NULL OR choice IN ('a', 'b', 'tie', 'both_bad')", name=op.f('ck_judgements_choice_values')),
     sa.CheckConstraint('strength IS NULL OR strength BETWEEN 1 AND 3', name=op.f('ck_judgements_strength_range')),
     sa.ForeignKeyConstraint(['annotator_id'], ['users.id'], name=op.f('fk_judgements_annotator_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['guideline_version_id'], ['guideline_versions.id'], name=op.f('fk_judgements_guideline_version_id_guideline_versions')),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_judgements_item_id_items'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['lease_id'], ['leases.id'], name=op.f('fk_judgements_lease_id_leases'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_judgements_project_id_projects'), ondelete='CASCADE'),
@@ -247,11 +281,19 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ratings')),
     sa.UniqueConstraint('judgement_id', 'attribute', name=op.f('uq_ratings_judgement_id_attribute'))
     )
+    op.execute("CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  RAISE EXCEPTION USING ERRCODE = 'restrict_violation',\n    MESSAGE = 'audit_events is append-only: ' || TG_OP || ' refused';\nEND $$")
+    op.execute('CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()')
+    op.execute("CREATE FUNCTION guideline_versions_frozen() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  IF OLD.published_at IS NOT NULL AND\n     (NEW.project_id, NEW.number, NEW.body, NEW.summary, NEW.requires_recalibration, NEW.published_at)\n     IS DISTINCT FROM\n     (OLD.project_id, OLD.number, OLD.body, OLD.summary, OLD.requires_recalibration, OLD.published_at) THEN\n    RAISE EXCEPTION USING ERRCODE = 'check_violation',\n      MESSAGE = 'guideline version ' || OLD.id || ' is published and frozen';\n  END IF;\n  RETURN NEW;\nEND $$")
+    op.execute('CREATE TRIGGER guideline_versions_frozen BEFORE UPDATE ON guideline_versions FOR EACH ROW EXECUTE FUNCTION guideline_versions_frozen()')
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.execute('DROP TRIGGER IF EXISTS guideline_versions_frozen ON guideline_versions')
+    op.execute('DROP FUNCTION IF EXISTS guideline_versions_frozen()')
+    op.execute('DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events')
+    op.execute('DROP FUNCTION IF EXISTS audit_events_append_only()')
     op.drop_table('ratings')
     op.drop_index(op.f('ix_judgements_project_id'), table_name='judgements')
     op.drop_index(op.f('ix_judgements_item_id'), table_name='judgements')
@@ -266,12 +308,17 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_items_project_id'), table_name='items')
     op.drop_index('ix_items_open', table_name='items', postgresql_where=sa.text('open_slots > 0'))
     op.drop_table('items')
+    op.drop_index(op.f('ix_guideline_acknowledgements_user_id'), table_name='guideline_acknowledgements')
+    op.drop_table('guideline_acknowledgements')
     op.drop_index(op.f('ix_candidates_prompt_id'), table_name='candidates')
     op.drop_table('candidates')
     op.drop_index(op.f('ix_prompts_project_id'), table_name='prompts')
     op.drop_table('prompts')
     op.drop_index(op.f('ix_project_members_user_id'), table_name='project_members')
     op.drop_table('project_members')
+    op.drop_index('uq_guideline_versions_one_draft', table_name='guideline_versions', postgresql_where=sa.text('published_at IS NULL'))
+    op.drop_index(op.f('ix_guideline_versions_project_id'), table_name='guideline_versions')
+    op.drop_table('guideline_versions')
     op.drop_index(op.f('ix_generation_runs_project_id'), table_name='generation_runs')
     op.drop_index('ix_generation_runs_one_active', table_name='generation_runs', postgresql_where=sa.text("status IN ('queued', 'running')"))
     op.drop_table('generation_runs')
