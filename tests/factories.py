@@ -135,3 +135,18 @@ def make_user_without_password(session: Session, role: Role = Role.ANNOTATOR) ->
     session.add(user)
     session.flush()
     return user
+
+
+def make_guideline_version(session: Session, project: Project, author: User,
+                           body: str = "# Rules\n\nBe fair.", summary: str = "first version", *,
+                           publish: bool = True, requires_recalibration: bool = False) -> Any:
+    """A guideline version of `project` (published unless publish=False), through the service."""
+    from app.guidelines import service as guidelines_service
+
+    version = guidelines_service.create_draft(session, project_id=project.id, author=author, body=body,
+                                              now=utcnow())
+    if publish:
+        guidelines_service.publish(session, project_id=project.id, version_id=version.id, actor=author,
+                                   summary=summary, requires_recalibration=requires_recalibration,
+                                   now=utcnow())
+    return version
