@@ -11,12 +11,16 @@ from app.accounts.routes import api as accounts_api
 from app.accounts.routes import router as accounts_router
 from app.annotation.routes import api as annotation_api
 from app.annotation.routes import router as annotation_router
+from app.audit.routes import api as audit_api
+from app.audit.routes import router as audit_router
 from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory
 from app.export.routes import api as export_api
 from app.export.routes import router as export_router
 from app.generation.routes import api as generation_api
 from app.generation.routes import router as generation_router
+from app.guidelines.routes import api as guidelines_api
+from app.guidelines.routes import router as guidelines_router
 from app.projects.routes import api as projects_api
 from app.projects.routes import router as projects_router
 from app.web import handlers
@@ -62,8 +66,10 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     handlers.install(app)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
-    for router in (accounts_router, projects_router, generation_router, annotation_router, export_router):
+    for router in (accounts_router, projects_router, generation_router, annotation_router, export_router,
+                   guidelines_router, audit_router):
         app.include_router(router)
-    for api in (accounts_api, projects_api, generation_api, annotation_api, export_api):
+    for api in (accounts_api, projects_api, generation_api, annotation_api, export_api, guidelines_api,
+                audit_api):
         app.include_router(api, prefix="/api/v1")
     return app

@@ -319,3 +319,94 @@
     markForms(document);
   }
 })();
+
+/* Guidelines overlay (key g) ----------------------------------------------------------------------------
+ *
+ * Markup contract (templates/annotation/_workspace.html):
+ *   a[data-action=toggle-guidelines][data-panel=URL]  a plain link to the guidelines page (works without JS);
+ *                                                    with JS, g or a click opens URL's fragment in the overlay
+ *   .guidelines-overlay > .guidelines-box            shown by adding .open; the fragment goes in the box
+ *   [data-action=close-guidelines]                   closes it, as do Escape, g and a click on the backdrop
+ *
+ * The fragment is fetched on every opening, so a version published meanwhile shows at once. While the
+ * overlay is open, other keys do not reach the workspace (no accidental votes while reading).
+ */
+(function () {
+  "use strict";
+
+  var TEXT_TYPES = ["radio", "checkbox", "button", "submit", "reset", "range", "hidden", "color", "file"];
+
+  function overlay() {
+    return document.querySelector(".guidelines-overlay");
+  }
+
+  function isOpen() {
+    var el = overlay();
+    return !!el && el.classList.contains("open");
+  }
+
+  function isTyping(el) {
+    if (!el || el === document.body) return false;
+    if (el.isContentEditable || el.tagName === "TEXTAREA" || el.tagName === "SELECT") return true;
+    return el.tagName === "INPUT" && TEXT_TYPES.indexOf((el.type || "text").toLowerCase()) === -1;
+  }
+
+  function close() {
+    var el = overlay();
+    if (!el) return;
+    el.classList.remove("open");
+    el.setAttribute("aria-hidden", "true");
+  }
+
+  function open() {
+    var el = overlay();
+    var link = document.querySelector("[data-action=toggle-guidelines][data-panel]");
+    if (!el || !link) return false;
+    var box = el.querySelector(".guidelines-box");
+    box.textContent = "Loading the guidelines…";
+    el.classList.add("open");
+    el.setAttribute("aria-hidden", "false");
+    fetch(link.getAttribute("data-panel"), { credentials: "same-origin", headers: { "HX-Request": "true" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        box.innerHTML = html;  // server-rendered; the markdown went through the sanitizer
+        var button = box.querySelector("[data-action=close-guidelines]");
+        if (button) button.focus();
+      })
+      .catch(function () {
+        box.textContent = "The guidelines could not be loaded; use the Guidelines link instead.";
+      });
+    return true;
+  }
+
+  function onKeydown(event) {
+    if (event.defaultPrevented || event.isComposing) return;
+    if (isOpen()) {
+      if (event.key === "Escape" || (event.key === "g" && !event.ctrlKey && !event.metaKey && !event.altKey)) {
+        event.preventDefault();
+        close();
+      }
+      event.stopPropagation();  // Tab, Enter on the panel's buttons etc. keep their default action
+      return;
+    }
+    if (event.key !== "g" || event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
+    if (document.querySelector(".help-overlay.open")) return;
+    if (open()) event.preventDefault();
+  }
+
+  function onClick(event) {
+    var target = event.target;
+    if (!target.closest) return;
+    if (target.closest("[data-action=toggle-guidelines]")) {
+      if (open()) event.preventDefault();
+    } else if (target.closest("[data-action=close-guidelines]") || target.classList.contains("guidelines-overlay")) {
+      close();
+    }
+  }
+
+  document.addEventListener("keydown", onKeydown, true);  // capture: before the workspace's keys
+  document.addEventListener("click", onClick);
+})();

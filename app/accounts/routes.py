@@ -7,7 +7,15 @@ from starlette.responses import Response
 
 from app.accounts import service as accounts_service
 from app.accounts.models import Role
-from app.accounts.schemas import LoginForm, NewTokenOut, TokenCreate, UserActive, UserCreate, UserOut
+from app.accounts.schemas import (
+    LoginForm,
+    NewTokenOut,
+    TokenCreate,
+    UserActive,
+    UserCreate,
+    UserOut,
+    UserRole,
+)
 from app.audit import service as audit_service
 from app.db import utcnow
 from app.errors import NotAuthenticated
@@ -120,13 +128,24 @@ def create_user(
 def set_active(
     request: Request, user_id: int, form: Annotated[UserActive, Form()], admin: AdminDep, session: SessionDep
 ) -> Response:
+    was_active = accounts_service.get_user(session, user_id).is_active
     user = accounts_service.set_active(session, user_id=user_id, active=form.active)
     audit_service.record(
         session,
         actor_id=admin.id,
         action="user.enable" if form.active else "user.disable",
         target=user.username,
+        before={"active": was_active},
+        after={"active": form.active},
     )
+    return htmx.redirect(request, str(request.url_for("accounts:users")))
+
+
+@router.post("/admin/users/{user_id}/role", name="accounts:set_role")
+def set_role(
+    request: Request, user_id: int, form: Annotated[UserRole, Form()], admin: AdminDep, session: SessionDep
+) -> Response:
+    accounts_service.change_role(session, user_id=user_id, role=form.role, actor=admin)
     return htmx.redirect(request, str(request.url_for("accounts:users")))
 
 
@@ -153,6 +172,13 @@ def api_create_user(body: UserCreate, admin: AdminDep, session: SessionDep) -> U
         session, actor_id=admin.id, action="user.create", target=user.username, after={"role": user.role}
     )
     return UserOut.model_validate(user)
+
+
+@api.post("/users/{user_id}/role", response_model=UserOut)
+def api_set_role(user_id: int, body: UserRole, admin: AdminDep, session: SessionDep) -> UserOut:
+    """Give a user another role (audited as "user.role"); 409 for your own role."""
+    return UserOut.model_validate(accounts_service.change_role(session, user_id=user_id, role=body.role,
+                                                               actor=admin))
 
 
 @api.post("/tokens", response_model=NewTokenOut, status_code=201)

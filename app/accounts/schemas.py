@@ -24,6 +24,10 @@ class UserActive(BaseModel):
     active: bool
 
 
+class UserRole(BaseModel):
+    role: Role = Field(examples=["researcher"])
+
+
 class TokenCreate(BaseModel):
     name: str = Field(min_length=1, max_length=120, examples=["export script"])
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import ApiToken, AuthSession, Role, User
+from app.audit import service as audit_service
 from app.errors import Conflict, Invalid, NotAuthenticated, NotFound
 
 MIN_PASSWORD_LENGTH = 8
@@ -152,4 +153,18 @@ def set_role(session: Session, *, user_id: int, role: Role) -> User:
     user = get_user(session, user_id)
     user.role = Role(role)
     session.flush()
+    return user
+
+
+def change_role(session: Session, *, user_id: int, role: Role, actor: User) -> User:
+    """An admin gives a user another role (audit "user.role", before and after). An admin cannot change
+    their own role, so the last admin cannot lock everyone out. Setting the same role changes nothing."""
+    user = get_user(session, user_id)
+    if user.id == actor.id:
+        raise Conflict("you cannot change your own role: ask another admin", field="role")
+    before = Role(user.role)
+    if before != role:
+        set_role(session, user_id=user.id, role=role)
+        audit_service.record(session, actor_id=actor.id, action="user.role", target=user.username,
+                             before={"role": before.value}, after={"role": Role(role).value})
     return user

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from app.accounts.models import User
 from app.annotation import service as annotation_service
 from app.annotation.schemas import ItemOut, JudgementIn, JudgementOut, WorkspaceForm
 from app.db import utcnow
 from app.errors import Conflict, Invalid
+from app.guidelines import service as guidelines_service
+from app.guidelines.schemas import AcknowledgementRequired
 from app.projects.models import Project
 from app.web import htmx
 from app.web.deps import AnnotatorDep, ProjectDep, SessionDep
@@ -46,8 +48,10 @@ def _show(request: Request, project: Project, workspace: annotation_service.Work
 
 def _next(request: Request, session: SessionDep, project: Project, annotator: User,
           notice: str = "") -> Response:
-    """htmx: the next item's fragment swaps in. Without JS: back to the workspace (303)."""
-    if not notice and not htmx.is_htmx(request):
+    """htmx: the next item's fragment swaps in. Without JS (or when the workspace has a gate to show,
+    such as new guidelines to acknowledge): back to the workspace (303)."""
+    gated = guidelines_service.pending_acknowledgement(session, project_id=project.id, user_id=annotator.id)
+    if gated is not None or (not notice and not htmx.is_htmx(request)):
         return htmx.redirect(request, str(request.url_for("annotation:workspace", project_id=project.id)))
     workspace = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
     return _show(request, project, workspace, notice=notice)
@@ -56,6 +60,9 @@ def _next(request: Request, session: SessionDep, project: Project, annotator: Us
 @router.get("/projects/{project_id}/annotate", name="annotation:workspace")
 def workspace(request: Request, project: ProjectDep, annotator: AnnotatorDep,
               session: SessionDep) -> Response:
+    if guidelines_service.pending_acknowledgement(session, project_id=project.id, user_id=annotator.id):
+        return htmx.redirect(request, str(request.url_for("guidelines:acknowledge_form",
+                                                          project_id=project.id)))
     current = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
     return _show(request, project, current)
 
@@ -84,10 +91,14 @@ def skip(request: Request, lease_id: int, project: ProjectDep, annotator: Annota
 
 
 @api.get("/projects/{project_id}/next", name="annotation:api_next", response_model=ItemOut,
-         responses={204: {"description": "nothing left to annotate in this project"}})
+         responses={204: {"description": "nothing left to annotate in this project"},
+                    409: {"model": AcknowledgementRequired, "description": "acknowledge guidelines first"}})
 def api_next(project: ProjectDep, annotator: AnnotatorDep, session: SessionDep) -> ItemOut | Response:
     """Claim (or get again) the caller's current item. Responses come in SHOWN order: answer with the
     side as shown ("a" = the first response)."""
+    pending = guidelines_service.pending_acknowledgement(session, project_id=project.id, user_id=annotator.id)
+    if pending is not None:
+        return JSONResponse(AcknowledgementRequired.of(pending).model_dump(mode="json"), status_code=409)
     current = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
     return current.item if current.item is not None else Response(status_code=204)
 

@@ -23,6 +23,7 @@ from app.assignment import policy
 from app.assignment import service as assignment_service
 from app.assignment.models import Lease
 from app.errors import Conflict, Invalid
+from app.guidelines import service as guidelines_service
 from app.projects.models import Item, ItemKind, Project
 
 LIKERT_MIN, LIKERT_MAX = 1, 7
@@ -66,6 +67,8 @@ def record(session: Session, *, lease_id: int, annotator: User, form: JudgementI
     project = session.get(Project, lease.project_id)
     assert project is not None  # the lease's foreign key
     judgement = _build(lease, project, form)
+    judgement.guideline_version_id = guidelines_service.version_in_force(
+        session, project_id=project.id, user_id=annotator.id)
     try:
         with session.begin_nested():
             session.add(judgement)
