@@ -17,6 +17,8 @@ from app.export.routes import api as export_api
 from app.export.routes import router as export_router
 from app.generation.routes import api as generation_api
 from app.generation.routes import router as generation_router
+from app.gold.routes import api as gold_api
+from app.gold.routes import router as gold_router
 from app.projects.routes import api as projects_api
 from app.projects.routes import router as projects_router
 from app.web import handlers
@@ -62,8 +64,9 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     handlers.install(app)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
-    for router in (accounts_router, projects_router, generation_router, annotation_router, export_router):
+    for router in (accounts_router, projects_router, generation_router, annotation_router, export_router,
+                   gold_router):
         app.include_router(router)
-    for api in (accounts_api, projects_api, generation_api, annotation_api, export_api):
+    for api in (accounts_api, projects_api, generation_api, annotation_api, export_api, gold_api):
         app.include_router(api, prefix="/api/v1")
     return app

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from app.accounts.models import User
 from app.annotation import service as annotation_service
 from app.annotation.schemas import ItemOut, JudgementIn, JudgementOut, WorkspaceForm
 from app.db import utcnow
 from app.errors import Conflict, Invalid
+from app.gold import service as gold_service
+from app.gold.schemas import GateOut
 from app.projects.models import Project
 from app.web import htmx
 from app.web.deps import AnnotatorDep, ProjectDep, SessionDep
@@ -44,11 +46,22 @@ def _show(request: Request, project: Project, workspace: annotation_service.Work
                                    status_code=status_code)
 
 
+def _stopped(request: Request, project: Project, stop: gold_service.Gate) -> Response:
+    """Calibration due: on to the attempt. Paused or blocked: the reason, instead of an item."""
+    if stop.attempt_id is not None:
+        return htmx.redirect(request, str(request.url_for("gold:calibration", project_id=project.id,
+                                                          attempt_id=stop.attempt_id)))
+    return render_page_or_fragment(request, page="gold/stopped.html", fragment="gold/_stopped.html",
+                                   context={"project": project, "stop": stop}, status_code=403)
+
+
 def _next(request: Request, session: SessionDep, project: Project, annotator: User,
           notice: str = "") -> Response:
     """htmx: the next item's fragment swaps in. Without JS: back to the workspace (303)."""
     if not notice and not htmx.is_htmx(request):
         return htmx.redirect(request, str(request.url_for("annotation:workspace", project_id=project.id)))
+    if (stop := annotation_service.clearance(session, project=project, annotator=annotator, now=utcnow())):
+        return _stopped(request, project, stop)
     workspace = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
     return _show(request, project, workspace, notice=notice)
 
@@ -56,6 +69,8 @@ def _next(request: Request, session: SessionDep, project: Project, annotator: Us
 @router.get("/projects/{project_id}/annotate", name="annotation:workspace")
 def workspace(request: Request, project: ProjectDep, annotator: AnnotatorDep,
               session: SessionDep) -> Response:
+    if (stop := annotation_service.clearance(session, project=project, annotator=annotator, now=utcnow())):
+        return _stopped(request, project, stop)
     current = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
     return _show(request, project, current)
 
@@ -84,10 +99,15 @@ def skip(request: Request, lease_id: int, project: ProjectDep, annotator: Annota
 
 
 @api.get("/projects/{project_id}/next", name="annotation:api_next", response_model=ItemOut,
-         responses={204: {"description": "nothing left to annotate in this project"}})
+         responses={204: {"description": "nothing left to annotate in this project"},
+                    403: {"model": GateOut, "description": "paused, calibration due, or calibration failed"}})
 def api_next(project: ProjectDep, annotator: AnnotatorDep, session: SessionDep) -> ItemOut | Response:
     """Claim (or get again) the caller's current item. Responses come in SHOWN order: answer with the
-    side as shown ("a" = the first response)."""
+    side as shown ("a" = the first response). 403 with `status` calibration: answer the calibration
+    attempt `calibration_attempt_id` first (see the calibration endpoints)."""
+    if (stop := annotation_service.clearance(session, project=project, annotator=annotator, now=utcnow())):
+        return JSONResponse(GateOut(detail=stop.detail, status=stop.status, reason=stop.reason,
+                                    calibration_attempt_id=stop.attempt_id).model_dump(), status_code=403)
     current = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
     return current.item if current.item is not None else Response(status_code=204)
 
