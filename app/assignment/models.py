@@ -24,6 +24,7 @@ class Lease(Base):
         Index("ix_leases_expiring", "project_id", "expires_at",
               postgresql_where=text("completed_at IS NULL")),
         Index("ix_leases_annotator", "project_id", "annotator_id", "id"),
+        Index("ix_leases_repeats", "annotator_id", "item_id", postgresql_where=text("is_repeat")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -116,8 +116,9 @@ def _claim_repeat(session: Session, project: Project, annotator: User, now: date
     cutoff = (select(Lease.id).where(*own).order_by(Lease.id.desc())
               .offset(REPEAT_GAP - 1).limit(1).scalar_subquery())
     repeat = aliased(Lease)
+    # `is_repeat` bare (not IS TRUE) so the planner can use the partial index ix_leases_repeats
     repeated = select(repeat.id).where(repeat.item_id == Lease.item_id, repeat.annotator_id == annotator.id,
-                                       repeat.is_repeat.is_(True))
+                                       repeat.is_repeat)
     original = session.execute(
         select(Lease, Item).join(Item, Item.id == Lease.item_id)
         .where(*own, Lease.is_repeat.is_(False), Lease.takes_slot.is_(True), Lease.id < cutoff,

@@ -48,22 +48,40 @@ def attempt_count(session: Session, *, project_id: int, user_id: int) -> int:
         CalibrationAttempt.project_id == project_id, CalibrationAttempt.user_id == user_id)) or 0
 
 
-def state(session: Session, *, project: Project, user_id: int, required_since: datetime | None,
-          standing: AnnotatorStanding | None
-          ) -> tuple[policy.CalibrationState, int, list[policy.AttemptOutcome]]:
-    """(passed | due | blocked, attempts allowed, the finished attempts that count since required_since)."""
-    outcomes = [policy.AttemptOutcome(finished_at, passed) for finished_at, passed in session.execute(
-        select(CalibrationAttempt.finished_at, CalibrationAttempt.passed)
-        .where(CalibrationAttempt.project_id == project.id, CalibrationAttempt.user_id == user_id))]
+def outcomes(session: Session, *, project_id: int,
+             user_id: int | None = None) -> dict[int, list[policy.AttemptOutcome]]:
+    """Each annotator's attempts in the project (unfinished ones included), oldest first."""
+    query = (select(CalibrationAttempt.user_id, CalibrationAttempt.finished_at, CalibrationAttempt.passed)
+             .where(CalibrationAttempt.project_id == project_id).order_by(CalibrationAttempt.id))
+    if user_id is not None:
+        query = query.where(CalibrationAttempt.user_id == user_id)
+    result: dict[int, list[policy.AttemptOutcome]] = {}
+    for user, finished_at, passed in session.execute(query):
+        result.setdefault(user, []).append(policy.AttemptOutcome(finished_at, passed))
+    return result
+
+
+def verdict(project: Project, attempts: list[policy.AttemptOutcome], *, required_since: datetime | None,
+            standing: AnnotatorStanding | None
+            ) -> tuple[policy.CalibrationState, int, list[policy.AttemptOutcome]]:
+    """(passed | due | blocked, attempts allowed, the finished attempts that count since required_since).
+    Attempts granted by an admin count when granted since required_since."""
     extra = 0
     if standing is not None and standing.extra_attempts_at is not None and (
             required_since is None or standing.extra_attempts_at >= required_since):
         extra = standing.extra_attempts
     allowed = 1 + project.calibration_retries + extra
-    verdict = policy.calibration_state(outcomes, required_since=required_since, allowed=allowed)
-    counted = [o for o in outcomes if o.finished_at is not None
-               and (required_since is None or o.finished_at >= required_since)]
-    return verdict, allowed, counted
+    counted = [a for a in attempts if a.finished_at is not None
+               and (required_since is None or a.finished_at >= required_since)]
+    state = policy.calibration_state(attempts, required_since=required_since, allowed=allowed)
+    return state, allowed, counted
+
+
+def state(session: Session, *, project: Project, user_id: int, required_since: datetime | None,
+          standing: AnnotatorStanding | None
+          ) -> tuple[policy.CalibrationState, int, list[policy.AttemptOutcome]]:
+    attempts = outcomes(session, project_id=project.id, user_id=user_id).get(user_id, [])
+    return verdict(project, attempts, required_since=required_since, standing=standing)
 
 
 def open_or_start(session: Session, *, project: Project, user_id: int, retries_left: int,

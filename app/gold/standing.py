@@ -153,12 +153,13 @@ def standings(session: Session, *, project_id: int,
         select(GoldScore.annotator_id, func.count().filter(GoldScore.correct), func.count())
         .where(GoldScore.project_id == project_id).group_by(GoldScore.annotator_id))}
     needs_calibration = calibration.has_items(session, project_id=project_id)
+    attempts = calibration.outcomes(session, project_id=project_id)
     result: dict[int, Standing] = {}
     for user in _people(session, project_id):
         row = rows.get(user.id)
         recent = _recent(session, project, user.id, row.window_after_id if row else 0)
-        state = calibration.state(session, project=project, user_id=user.id, required_since=required_since,
-                                  standing=row)
+        state = calibration.verdict(project, attempts.get(user.id, []), required_since=required_since,
+                                    standing=row)
         correct, total = totals.get(user.id, (0, 0))
         result[user.id] = Standing(
             user_id=user.id, username=user.username,
@@ -168,7 +169,7 @@ def standings(session: Session, *, project_id: int,
             gold_accuracy=_accuracy(correct, total), recent_correct=sum(recent), recent_total=len(recent),
             recent_accuracy=_accuracy(sum(recent), len(recent)), calibration_passed=state[0] == "passed",
             calibration_state=state[0] if needs_calibration else "not_required",
-            calibration_attempts=calibration.attempt_count(session, project_id=project_id, user_id=user.id))
+            calibration_attempts=len(attempts.get(user.id, [])))
     return result
 
 

@@ -302,6 +302,7 @@ def upgrade() -> None:
     op.create_index('ix_leases_annotator', 'leases', ['project_id', 'annotator_id', 'id'], unique=False)
     op.create_index('ix_leases_expiring', 'leases', ['project_id', 'expires_at'], unique=False, postgresql_where=sa.text('completed_at IS NULL'))
     op.create_index('ix_leases_live', 'leases', ['annotator_id', 'expires_at'], unique=False, postgresql_where=sa.text('completed_at IS NULL'))
+    op.create_index('ix_leases_repeats', 'leases', ['annotator_id', 'item_id'], unique=False, postgresql_where=sa.text('is_repeat'))
     op.create_table('judgements',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -354,6 +355,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_judgements_guideline_version_id'), table_name='judgements')
     op.drop_index(op.f('ix_judgements_annotator_id'), table_name='judgements')
     op.drop_table('judgements')
+    op.drop_index('ix_leases_repeats', table_name='leases', postgresql_where=sa.text('is_repeat'))
     op.drop_index('ix_leases_live', table_name='leases', postgresql_where=sa.text('completed_at IS NULL'))
     op.drop_index('ix_leases_expiring', table_name='leases', postgresql_where=sa.text('completed_at IS NULL'))
     op.drop_index('ix_leases_annotator', table_name='leases')
