@@ -245,3 +245,41 @@ def test_standings_pause_and_resume_over_the_api(app_client: TestClient, db: Ses
     assert resumed.json()["status"] == "active"
     missing = app_client.post(f"/api/v1/projects/{project.id}/annotators/999999/resume", headers=auth)
     assert missing.status_code == 404
+
+
+def test_an_htmx_submit_that_pauses_answers_with_the_paused_fragment(app_client: TestClient,
+                                                                    db: Session) -> None:
+    annotator = make_user(db)
+    project = make_project(db, members=[annotator], gold_rate=0.5, gold_min=1, gold_window=1, gold_bar=1.0)
+    gold = make_pair_item(db, project, text="gold", a="RIGHT", b="WRONG")
+    make_gold(db, gold, "a")
+    make_pair_item(db, project, text="regular")
+    csrf = login(app_client, db, annotator)
+    for _ in range(2):
+        page = app_client.get(f"/projects/{project.id}/annotate").text
+        lease = re.search(r'action="[^"]*/leases/(\d+)"', page)
+        key = re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', page)
+        assert lease and key
+        texts = r'data-side="(a|b)"[^>]*>.*?<p>(RIGHT|WRONG|Hello!|Go away\.)</p>'
+        sides = dict(re.findall(texts, page, re.S))
+        wrong = next(side for side, text in sides.items() if text != "RIGHT")
+        response = app_client.post(f"/projects/{project.id}/leases/{lease.group(1)}", headers=HTMX, data={
+            "csrf_token": csrf, "choice": wrong, "strength": "1", "idempotency_key": key.group(1)})
+        if "RIGHT" in sides.values():
+            assert response.status_code == 403 and "paused:" in response.text
+            assert response.text.lstrip().startswith('<div id="workspace"')
+            return
+        assert response.status_code == 200
+    raise AssertionError("the gold item was never served")
+
+
+def test_annotators_never_reach_the_answer_keys(app_client: TestClient, db: Session) -> None:
+    annotator = make_user(db)
+    project = make_project(db, members=[annotator])
+    item = make_pair_item(db, project)
+    make_gold(db, item, "b", explanation="secret reasoning")
+    login(app_client, db, annotator)
+    for url in (f"/projects/{project.id}/gold", f"/projects/{project.id}/gold/items/{item.id}",
+                f"/projects/{project.id}/calibration"):
+        response = app_client.get(url)
+        assert response.status_code == 403 and "secret reasoning" not in response.text
