@@ -20,11 +20,11 @@ from tests.gold.support import judge_next
 def test_gold_comes_exactly_when_the_draw_for_that_count_says_so(db: Session) -> None:
     annotators = [make_user(db), make_user(db)]
     project = make_project(db, overlap_k=2, members=annotators, gold_rate=0.2)
-    for n in range(110):
+    for n in range(70):
         make_pair_item(db, project, text=f"regular {n}")
-    for n in range(40):
+    for n in range(30):
         make_gold(db, make_pair_item(db, project, text=f"gold {n}"))
-    claims = 100
+    claims = 60
     gold_served = 0
     for annotator in annotators:
         for judged in range(claims):
