@@ -34,8 +34,8 @@ TARGETS_MS = {"claim_next_item (gold 10%, repeats 5%)": 25.0, "gate (clearance)"
 SEED = """
 INSERT INTO users (id, username, display_name, password_hash, role, is_active)
   SELECT g, 'bench' || g, 'bench ' || g, '!', 'annotator', true FROM generate_series(1, :annotators) g;
-INSERT INTO projects (id, name, description, mode, attributes, overlap_k, lease_minutes, candidates_per_prompt,
-                      generation, gold_rate, repeat_rate)
+INSERT INTO projects (id, name, description, mode, attributes, overlap_k, lease_minutes,
+                      candidates_per_prompt, generation, gold_rate, repeat_rate)
   VALUES (1, 'bench', '', 'pairwise', '[]', :annotators, 30, 2, '{}', 0.1, 0.05);
 INSERT INTO project_members (project_id, user_id) SELECT 1, g FROM generate_series(1, :annotators) g;
 INSERT INTO prompts (id, project_id, messages, meta)
@@ -43,8 +43,8 @@ INSERT INTO prompts (id, project_id, messages, meta)
 INSERT INTO candidates (id, prompt_id, text, source, config_key, sample_index, model, revision, params)
   SELECT 2 * g - 1 + s, g, 'answer', 'import', 'import', s, '', '', '{}'
   FROM generate_series(1, :items) g, generate_series(0, 1) s;
-INSERT INTO items (id, project_id, prompt_id, kind, candidate_a_id, candidate_b_id, open_slots, judgement_count,
-                   purpose)
+INSERT INTO items (id, project_id, prompt_id, kind, candidate_a_id, candidate_b_id, open_slots,
+                   judgement_count, purpose)
   SELECT g, 1, g, 'pair', 2 * g - 1, 2 * g,
          CASE WHEN g <= :gold OR g > :judged THEN :annotators ELSE 0 END,
          CASE WHEN g <= :gold OR g > :judged THEN 0 ELSE :annotators END,
@@ -65,16 +65,17 @@ ANALYZE;
 """
 
 
-def _median_ms(run: Callable[[], object], repeats: int = 30) -> float:
+def _median_ms(run: Callable[[], object], repeats: int = 30) -> tuple[float, float]:
+    """(median, fastest) wall time in ms: the fastest run shows the cost on a machine with idle cores."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
-def _measure(session: Session) -> dict[str, float]:
+def _measure(session: Session) -> dict[str, tuple[float, float]]:
     project = session.get(Project, 1)
     annotators = [session.get(User, n) for n in range(1, ANNOTATORS + 1)]
     assert project is not None and all(annotators)
@@ -115,10 +116,11 @@ def main(server: str) -> int:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
     missed = 0
-    for label, value in figures.items():
+    for label, (median, fastest) in figures.items():
         target = TARGETS_MS[label]
-        missed += value > target
-        print(f"{label:42s} {value:8.2f} ms   target < {target:.0f} ms   {'ok' if value <= target else 'MISS'}")
+        missed += median > target
+        print(f"{label:42s} median {median:7.2f} ms (fastest {fastest:6.2f})   target < {target:.0f} ms   "
+              f"{'ok' if median <= target else 'MISS'}")
     return 1 if missed else 0
 
 

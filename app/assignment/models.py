@@ -23,7 +23,9 @@ class Lease(Base):
         Index("ix_leases_live", "annotator_id", "expires_at", postgresql_where=text("completed_at IS NULL")),
         Index("ix_leases_expiring", "project_id", "expires_at",
               postgresql_where=text("completed_at IS NULL")),
-        Index("ix_leases_annotator", "project_id", "annotator_id", "id"),
+        # An annotator's judged leases: how many (the gold/repeat draw), and which to repeat.
+        Index("ix_leases_judged", "project_id", "annotator_id", "id",
+              postgresql_where=text("completed_at IS NOT NULL AND NOT skipped")),
         Index("ix_leases_repeats", "annotator_id", "item_id", postgresql_where=text("is_repeat")),
     )
 

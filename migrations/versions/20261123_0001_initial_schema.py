@@ -299,8 +299,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_leases')),
     sa.UniqueConstraint('item_id', 'annotator_id', 'is_repeat', name=op.f('uq_leases_item_id_annotator_id_is_repeat'))
     )
-    op.create_index('ix_leases_annotator', 'leases', ['project_id', 'annotator_id', 'id'], unique=False)
     op.create_index('ix_leases_expiring', 'leases', ['project_id', 'expires_at'], unique=False, postgresql_where=sa.text('completed_at IS NULL'))
+    op.create_index('ix_leases_judged', 'leases', ['project_id', 'annotator_id', 'id'], unique=False, postgresql_where=sa.text('completed_at IS NOT NULL AND NOT skipped'))
     op.create_index('ix_leases_live', 'leases', ['annotator_id', 'expires_at'], unique=False, postgresql_where=sa.text('completed_at IS NULL'))
     op.create_index('ix_leases_repeats', 'leases', ['annotator_id', 'item_id'], unique=False, postgresql_where=sa.text('is_repeat'))
     op.create_table('judgements',
@@ -357,8 +357,8 @@ def downgrade() -> None:
     op.drop_table('judgements')
     op.drop_index('ix_leases_repeats', table_name='leases', postgresql_where=sa.text('is_repeat'))
     op.drop_index('ix_leases_live', table_name='leases', postgresql_where=sa.text('completed_at IS NULL'))
+    op.drop_index('ix_leases_judged', table_name='leases', postgresql_where=sa.text('completed_at IS NOT NULL AND NOT skipped'))
     op.drop_index('ix_leases_expiring', table_name='leases', postgresql_where=sa.text('completed_at IS NULL'))
-    op.drop_index('ix_leases_annotator', table_name='leases')
     op.drop_table('leases')
     op.drop_index('ix_gold_scores_recent', table_name='gold_scores')
     op.drop_table('gold_scores')
