@@ -19,6 +19,8 @@ from app.export.routes import api as export_api
 from app.export.routes import router as export_router
 from app.generation.routes import api as generation_api
 from app.generation.routes import router as generation_router
+from app.gold.routes import api as gold_api
+from app.gold.routes import router as gold_router
 from app.guidelines.routes import api as guidelines_api
 from app.guidelines.routes import router as guidelines_router
 from app.projects.routes import api as projects_api
@@ -66,10 +68,12 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     handlers.install(app)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
-    for router in (accounts_router, projects_router, generation_router, annotation_router, export_router,
-                   guidelines_router, audit_router):
-        app.include_router(router)
-    for api in (accounts_api, projects_api, generation_api, annotation_api, export_api, guidelines_api,
-                audit_api):
+    routers = (accounts_router, projects_router, generation_router, annotation_router, export_router,
+               guidelines_router, audit_router, gold_router)
+    apis = (accounts_api, projects_api, generation_api, annotation_api, export_api, guidelines_api, audit_api,
+            gold_api)
+    for router in routers:
+        app.include_router(router, include_in_schema=False)  # HTML pages: the OpenAPI schema is the JSON API
+    for api in apis:
         app.include_router(api, prefix="/api/v1")
     return app

@@ -6,17 +6,23 @@ from app.assignment.models import Lease
 from app.audit.models import AuditEvent
 from app.db import Base
 from app.generation.models import GenerationRun
+from app.gold.models import AnnotatorStanding, CalibrationAnswer, CalibrationAttempt, GoldAnswer, GoldScore
 from app.guidelines.models import GuidelineAcknowledgement, GuidelineVersion
 from app.jobs.models import Job
 from app.projects.models import Candidate, Item, Project, ProjectMember, Prompt
 
 __all__ = [
+    "AnnotatorStanding",
     "ApiToken",
     "AuditEvent",
     "AuthSession",
     "Base",
+    "CalibrationAnswer",
+    "CalibrationAttempt",
     "Candidate",
     "GenerationRun",
+    "GoldAnswer",
+    "GoldScore",
     "GuidelineAcknowledgement",
     "GuidelineVersion",
     "Item",

@@ -39,6 +39,8 @@ def make_user(session: Session, role: Role = Role.ANNOTATOR, username: str | Non
 
 def make_project(session: Session, *, mode: Mode = Mode.PAIRWISE, overlap_k: int = 2,
                  members: list[User] | None = None, **fields: Any) -> Project:
+    # Repeats are opt-in here: a repeat adds a judgement that tests of the regular work do not expect.
+    fields.setdefault("repeat_rate", 0.0)
     project = Project(name=fields.pop("name", f"project {next(_counter)}"), mode=mode, overlap_k=overlap_k,
                       attributes=fields.pop("attributes", DEFAULT_ATTRIBUTES if mode == Mode.LIKERT else []),
                       lease_minutes=fields.pop("lease_minutes", 30), generation={}, **fields)
@@ -150,3 +152,16 @@ def make_guideline_version(session: Session, project: Project, author: User,
                                    summary=summary, requires_recalibration=requires_recalibration,
                                    now=utcnow())
     return version
+def make_gold(session: Session, item: Item, choice: str | None = "a", *, purpose: str = "gold",
+              ranges: dict[str, tuple[int, int]] | None = None, explanation: str = "Because.") -> Any:
+    """Turn `item` into a gold (or calibration) item with this expected answer, as an admin would."""
+    from app.gold import service as gold_service
+    from app.gold.schemas import GoldAnswerIn
+
+    admin = session.query(User).filter_by(role=Role.ADMIN).first()
+    admin = admin or make_user_without_password(session, Role.ADMIN)
+    project = session.get(Project, item.project_id)
+    assert project is not None
+    data = GoldAnswerIn(purpose=purpose, choice=None if ranges else choice,  # type: ignore[arg-type]
+                        ranges=ranges or {}, explanation=explanation)
+    return gold_service.mark(session, project=project, item_id=item.id, data=data, actor=admin, now=utcnow())

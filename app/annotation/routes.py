@@ -12,6 +12,8 @@ from app.annotation import service as annotation_service
 from app.annotation.schemas import ItemOut, JudgementIn, JudgementOut, WorkspaceForm
 from app.db import utcnow
 from app.errors import Conflict, Invalid
+from app.gold import service as gold_service
+from app.gold.schemas import GateOut
 from app.guidelines import service as guidelines_service
 from app.guidelines.schemas import AcknowledgementRequired
 from app.projects.models import Project
@@ -46,6 +48,15 @@ def _show(request: Request, project: Project, workspace: annotation_service.Work
                                    status_code=status_code)
 
 
+def _stopped(request: Request, project: Project, stop: gold_service.Gate) -> Response:
+    """Calibration due: on to the attempt. Paused or blocked: the reason, instead of an item."""
+    if stop.attempt_id is not None:
+        return htmx.redirect(request, str(request.url_for("gold:calibration", project_id=project.id,
+                                                          attempt_id=stop.attempt_id)))
+    return render_page_or_fragment(request, page="gold/stopped.html", fragment="gold/_stopped.html",
+                                   context={"project": project, "stop": stop}, status_code=403)
+
+
 def _next(request: Request, session: SessionDep, project: Project, annotator: User,
           notice: str = "") -> Response:
     """htmx: the next item's fragment swaps in. Without JS (or when the workspace has a gate to show,
@@ -53,6 +64,8 @@ def _next(request: Request, session: SessionDep, project: Project, annotator: Us
     gated = guidelines_service.pending_acknowledgement(session, project_id=project.id, user_id=annotator.id)
     if gated is not None or (not notice and not htmx.is_htmx(request)):
         return htmx.redirect(request, str(request.url_for("annotation:workspace", project_id=project.id)))
+    if (stop := annotation_service.clearance(session, project=project, annotator=annotator, now=utcnow())):
+        return _stopped(request, project, stop)
     workspace = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
     return _show(request, project, workspace, notice=notice)
 
@@ -63,6 +76,8 @@ def workspace(request: Request, project: ProjectDep, annotator: AnnotatorDep,
     if guidelines_service.pending_acknowledgement(session, project_id=project.id, user_id=annotator.id):
         return htmx.redirect(request, str(request.url_for("guidelines:acknowledge_form",
                                                           project_id=project.id)))
+    if (stop := annotation_service.clearance(session, project=project, annotator=annotator, now=utcnow())):
+        return _stopped(request, project, stop)
     current = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
     return _show(request, project, current)
 
@@ -92,13 +107,19 @@ def skip(request: Request, lease_id: int, project: ProjectDep, annotator: Annota
 
 @api.get("/projects/{project_id}/next", name="annotation:api_next", response_model=ItemOut,
          responses={204: {"description": "nothing left to annotate in this project"},
+                    403: {"model": GateOut, "description": "paused, calibration due, or calibration failed"},
                     409: {"model": AcknowledgementRequired, "description": "acknowledge guidelines first"}})
 def api_next(project: ProjectDep, annotator: AnnotatorDep, session: SessionDep) -> ItemOut | Response:
     """Claim (or get again) the caller's current item. Responses come in SHOWN order: answer with the
-    side as shown ("a" = the first response)."""
+    side as shown ("a" = the first response). 409: acknowledge the new guidelines first. 403 with `status`
+    calibration: answer the calibration attempt `calibration_attempt_id` first (see the calibration
+    endpoints)."""
     pending = guidelines_service.pending_acknowledgement(session, project_id=project.id, user_id=annotator.id)
     if pending is not None:
         return JSONResponse(AcknowledgementRequired.of(pending).model_dump(mode="json"), status_code=409)
+    if (stop := annotation_service.clearance(session, project=project, annotator=annotator, now=utcnow())):
+        return JSONResponse(GateOut(detail=stop.detail, status=stop.status, reason=stop.reason,
+                                    calibration_attempt_id=stop.attempt_id).model_dump(), status_code=403)
     current = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
     return current.item if current.item is not None else Response(status_code=204)
 

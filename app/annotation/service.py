@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
 from app.accounts.models import User
 from app.annotation.models import Choice, Judgement, Rating
@@ -23,10 +23,12 @@ from app.assignment import policy
 from app.assignment import service as assignment_service
 from app.assignment.models import Lease
 from app.errors import Conflict, Invalid
+from app.gold import service as gold_service
 from app.guidelines import service as guidelines_service
-from app.projects.models import Item, ItemKind, Project
+from app.projects.models import Item, ItemKind, ItemPurpose, Project
 
 LIKERT_MIN, LIKERT_MAX = 1, 7
+LIKERT_TOLERANCE = 1  # a Likert repeat within one point of the original on every attribute is consistent
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ def record(session: Session, *, lease_id: int, annotator: User, form: JudgementI
             raise
         return Submission(stored, created=False)
     assignment_service.complete(session, lease=lease, now=now)
+    if lease.item.purpose == ItemPurpose.GOLD and not lease.is_repeat:
+        gold_service.score_gold(session, project=project, item_id=lease.item_id, annotator_id=annotator.id,
+                                choice=judgement.choice,
+                                ratings={r.attribute: r.value for r in judgement.ratings}, now=now)
     return Submission(judgement, created=True)
 
 
@@ -96,6 +102,32 @@ def skip(session: Session, *, lease_id: int, annotator: User, now: datetime,
         return
     if lease.completed_at is None:
         assignment_service.give_back(session, lease=lease, now=now)
+
+
+def clearance(session: Session, *, project: Project, annotator: User,
+              now: datetime) -> gold_service.Gate | None:
+    """Why the annotator may take no item now (paused, calibration due or failed), or None: may work."""
+    since = guidelines_service.recalibration_since(session, project_id=project.id)
+    return gold_service.gate(session, project=project, user_id=annotator.id, required_since=since, now=now)
+
+
+def self_consistency(session: Session, *, project_id: int) -> dict[int, tuple[int, int]]:
+    """Per annotator: (repeats answered like the original, repeats judged). A pair is consistent when the
+    canonical choice is the same; a Likert single when every rating is within LIKERT_TOLERANCE."""
+    repeat, original = aliased(Judgement), aliased(Judgement)
+    ours, theirs = aliased(Rating), aliased(Rating)
+    gap = (select(func.max(func.abs(ours.value - theirs.value)))
+           .where(ours.judgement_id == repeat.id, theirs.judgement_id == original.id,
+                  ours.attribute == theirs.attribute).scalar_subquery())
+    consistent = case((repeat.choice.is_not(None), repeat.choice == original.choice),
+                      else_=func.coalesce(gap, LIKERT_MAX) <= LIKERT_TOLERANCE)
+    rows = session.execute(
+        select(repeat.annotator_id, func.count().filter(consistent), func.count())
+        .join(original, (original.item_id == repeat.item_id) & (original.annotator_id == repeat.annotator_id)
+              & original.is_repeat.is_(False))
+        .where(repeat.project_id == project_id, repeat.is_repeat.is_(True))
+        .group_by(repeat.annotator_id)).all()
+    return {annotator_id: (same, total) for annotator_id, same, total in rows}
 
 
 def next_item(session: Session, *, project: Project, annotator: User, now: datetime) -> Workspace:
@@ -154,7 +186,7 @@ def _build(lease: Lease, project: Project, form: JudgementIn) -> Judgement:
         project_id=lease.project_id, item_id=lease.item_id, lease_id=lease.id,
         annotator_id=lease.annotator_id, choice=choice, strength=strength, swapped=lease.swapped,
         rationale=form.rationale, flags=list(form.flags), seconds=form.seconds,
-        idempotency_key=form.idempotency_key, ratings=ratings,
+        idempotency_key=form.idempotency_key, ratings=ratings, is_repeat=lease.is_repeat,
     )
 
 
@@ -198,7 +230,8 @@ def _by_key(session: Session, key: str, annotator: User) -> Judgement | None:
 def _by_item(session: Session, lease: Lease) -> Judgement | None:
     return session.scalar(
         select(Judgement)
-        .where(Judgement.item_id == lease.item_id, Judgement.annotator_id == lease.annotator_id)
+        .where(Judgement.item_id == lease.item_id, Judgement.annotator_id == lease.annotator_id,
+               Judgement.is_repeat.is_(lease.is_repeat))
         .options(selectinload(Judgement.ratings))
     )
 

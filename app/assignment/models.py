@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, UniqueConstraint, false, func, text
+from sqlalchemy import ForeignKey, Index, UniqueConstraint, false, func, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
@@ -23,6 +23,10 @@ class Lease(Base):
         Index("ix_leases_live", "annotator_id", "expires_at", postgresql_where=text("completed_at IS NULL")),
         Index("ix_leases_expiring", "project_id", "expires_at",
               postgresql_where=text("completed_at IS NULL")),
+        # An annotator's judged leases: how many (the gold/repeat draw), and which to repeat.
+        Index("ix_leases_judged", "project_id", "annotator_id", "id",
+              postgresql_where=text("completed_at IS NOT NULL AND NOT skipped")),
+        Index("ix_leases_repeats", "annotator_id", "item_id", postgresql_where=text("is_repeat")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -33,6 +37,9 @@ class Lease(Base):
     skipped: Mapped[bool] = mapped_column(default=False, server_default=false())
     # A repeat shows an item the annotator already judged again (sides swapped) to measure self-consistency.
     is_repeat: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Only a regular, first-time lease takes one of the item's k slots; gold items are shared by every
+    # annotator and repeats are extra, so neither moves open_slots nor judgement_count.
+    takes_slot: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]

@@ -3,7 +3,8 @@
 Slot accounting: an item is created with open_slots = k. A claim takes a slot (open_slots -= 1); a
 judgement keeps it for good; a skip or an expired lease gives it back (open_slots += 1). So at most k
 leases are live-or-judged per item at any time, and the unique (item, annotator) lease row means no
-annotator holds an item twice.
+annotator holds an item twice. Gold leases and repeat leases (`takes_slot` false) are extra: they never
+move an item's open_slots or judgement_count.
 
 Lock order, everywhere: the item row first, then its leases. Claims and releases never wait for a
 lock (SKIP LOCKED); submits and skips wait only for the one item they work on.
@@ -12,26 +13,31 @@ lock (SKIP LOCKED); submits and skips wait only for the one item they work on.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Select, delete, exists, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Select, delete, exists, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from app.accounts.models import User
 from app.assignment import policy
 from app.assignment.models import Lease
 from app.errors import Conflict, NotFound, PermissionDenied
-from app.projects.models import Item, ItemKind, Project
+from app.gold import service as gold_service
+from app.projects.models import Item, ItemKind, ItemPurpose, Project
 
 TIME_RAN_OUT = "this item's time ran out and it went back to the queue"
+REPEAT_GAP = 5  # a repeat comes at least this many judgements after the original: not simply remembered
 
 
 def next_open_item(project: Project, annotator: User) -> Select[Item]:
-    """The project's first item with a free slot that this annotator has never leased (nor skipped)."""
+    """The project's first regular item with a free slot this annotator has never leased (nor skipped)."""
     leased = select(Lease.id).where(Lease.item_id == Item.id, Lease.annotator_id == annotator.id)
     return (
         select(Item)
-        .where(Item.project_id == project.id, Item.open_slots > 0, ~exists(leased))
+        .where(Item.project_id == project.id, Item.open_slots > 0, Item.purpose == ItemPurpose.REGULAR,
+               ~exists(leased))
         .order_by(Item.id)
         .limit(1)
     )
@@ -41,7 +47,9 @@ def claim_next_item(session: Session, *, project: Project, annotator: User, now:
     """The annotator's live lease in this project, or a new lease on an item that still needs votes.
 
     SKIP LOCKED: two annotators racing for an item's last open slot never both get it. Expired leases
-    of the project are released first, so their slots can be handed out again. None: nothing left.
+    of the project are released first, so their slots can be handed out again. Gold items and repeats
+    are interleaved at the project's rates (gold_service.serve_kind, deterministic per annotator and
+    number of items judged). None: nothing left.
     """
     release_expired(session, project_id=project.id, now=now)
     live = session.scalar(
@@ -53,6 +61,25 @@ def claim_next_item(session: Session, *, project: Project, annotator: User, now:
     )
     if live is not None:
         return live  # a reload shows the same item instead of spending another slot
+    judged = judged_count(session, project_id=project.id, annotator_id=annotator.id)
+    kind = gold_service.serve_kind(project, annotator_id=annotator.id, judged=judged)
+    for option in gold_service.fallbacks(kind):
+        lease = _CLAIMS[option](session, project, annotator, now)
+        if lease is not None:
+            return lease
+    return None
+
+
+def judged_count(session: Session, *, project_id: int, annotator_id: int) -> int:
+    """How many items (gold and repeats included) the annotator has judged in the project."""
+    return session.scalar(
+        select(func.count(Lease.id))
+        .where(Lease.project_id == project_id, Lease.annotator_id == annotator_id,
+               Lease.completed_at.is_not(None), ~Lease.skipped)  # as in ix_leases_judged
+    ) or 0
+
+
+def _claim_regular(session: Session, project: Project, annotator: User, now: datetime) -> Lease | None:
     item = session.scalar(next_open_item(project, annotator).with_for_update(skip_locked=True))
     if item is None:
         return None
@@ -64,6 +91,61 @@ def claim_next_item(session: Session, *, project: Project, annotator: User, now:
     session.add(lease)
     session.flush()
     return lease
+
+
+def _claim_gold(session: Session, project: Project, annotator: User, now: datetime) -> Lease | None:
+    """A gold item the annotator has never leased. Gold items are shared: every annotator may get each
+    once, and they take no slot (an item's k counts regular judgements only)."""
+    leased = select(Lease.id).where(Lease.item_id == Item.id, Lease.annotator_id == annotator.id)
+    item = session.scalar(
+        select(Item).where(Item.project_id == project.id, Item.purpose == ItemPurpose.GOLD, ~exists(leased))
+        .order_by(Item.id).limit(1))
+    if item is None:
+        return None
+    swapped = item.kind == ItemKind.PAIR and policy.swap_sides(item.id, annotator.id)
+    return _add_extra(session, Lease(item=item, annotator_id=annotator.id, project_id=project.id,
+                                     swapped=swapped, skipped=False, takes_slot=False,
+                                     expires_at=now + project.lease_ttl))
+
+
+def _claim_repeat(session: Session, project: Project, annotator: User, now: datetime) -> Lease | None:
+    """A regular item the annotator judged at least REPEAT_GAP judgements ago and never saw repeated,
+    oldest first, shown again with the sides swapped; it takes no slot and never counts on the item."""
+    own = (Lease.project_id == project.id, Lease.annotator_id == annotator.id,
+           Lease.completed_at.is_not(None), ~Lease.skipped)  # as in ix_leases_judged
+    cutoff = (select(Lease.id).where(*own).order_by(Lease.id.desc())
+              .offset(REPEAT_GAP - 1).limit(1).scalar_subquery())
+    repeat = aliased(Lease)
+    # `is_repeat` bare (not IS TRUE) so the planner can use the partial index ix_leases_repeats
+    repeated = select(repeat.id).where(repeat.item_id == Lease.item_id, repeat.annotator_id == annotator.id,
+                                       repeat.is_repeat)
+    original = session.execute(
+        select(Lease, Item).join(Item, Item.id == Lease.item_id)
+        .where(*own, Lease.is_repeat.is_(False), Lease.takes_slot.is_(True), Lease.id < cutoff,
+               Item.purpose == ItemPurpose.REGULAR, ~exists(repeated))
+        .order_by(Lease.id).limit(1)
+    ).first()
+    if original is None:
+        return None
+    lease, item = original
+    return _add_extra(session, Lease(item=item, annotator_id=annotator.id, project_id=project.id,
+                                     swapped=item.kind == ItemKind.PAIR and not lease.swapped, skipped=False,
+                                     is_repeat=True, takes_slot=False, expires_at=now + project.lease_ttl))
+
+
+def _add_extra(session: Session, lease: Lease) -> Lease | None:
+    """Insert a lease that takes no slot; None when the same annotator claimed it in another tab just now."""
+    try:
+        with session.begin_nested():
+            session.add(lease)
+            session.flush()
+    except IntegrityError:
+        return None
+    return lease
+
+
+_CLAIMS: dict[str, Callable[[Session, Project, User, datetime], Lease | None]] = {
+    "regular": _claim_regular, "gold": _claim_gold, "repeat": _claim_repeat}
 
 
 def release_expired(session: Session, *, project_id: int, now: datetime) -> int:
@@ -79,13 +161,14 @@ def release_expired(session: Session, *, project_id: int, now: datetime) -> int:
     ))
     if not locked:
         return 0
-    released = Counter(session.scalars(
-        delete(Lease).where(*expired, Lease.item_id.in_(locked)).returning(Lease.item_id)
-    ))
+    deleted = session.execute(
+        delete(Lease).where(*expired, Lease.item_id.in_(locked)).returning(Lease.item_id, Lease.takes_slot)
+    ).all()
+    released = Counter(item_id for item_id, takes_slot in deleted if takes_slot)
     for item_id, count in released.items():
         session.execute(update(Item).where(Item.id == item_id).values(open_slots=Item.open_slots + count))
     session.flush()
-    return sum(released.values())
+    return len(deleted)
 
 
 def get_lease(session: Session, *, lease_id: int, annotator: User, project_id: int | None = None) -> Lease:
@@ -122,9 +205,11 @@ def lock_lease(session: Session, *, lease_id: int, annotator: User, project_id: 
 
 
 def complete(session: Session, *, lease: Lease, now: datetime) -> None:
-    """Mark a locked lease judged: its slot stays taken and the item counts one more judgement."""
+    """Mark a locked lease judged: its slot stays taken and the item counts one more judgement (a gold
+    or repeat lease took no slot, so the item's counts stay as they are)."""
     lease.completed_at = now
-    lease.item.judgement_count += 1
+    if lease.takes_slot:
+        lease.item.judgement_count += 1
     session.flush()
 
 
@@ -132,5 +217,6 @@ def give_back(session: Session, *, lease: Lease, now: datetime) -> None:
     """Skip a locked lease: its slot goes back to the item; the row stays, so it is never offered again."""
     lease.completed_at = now
     lease.skipped = True
-    lease.item.open_slots += 1
+    if lease.takes_slot:
+        lease.item.open_slots += 1
     session.flush()

@@ -99,7 +99,8 @@ def _pairs_query(project_id: int) -> Select[*tuple[Any, ...]]:
         select(Judgement.item_id,
                func.array_agg(Judgement.choice).aggregate_order_by(Judgement.id).label("choices"),
                func.array_agg(Judgement.strength).aggregate_order_by(Judgement.id).label("strengths"))
-        .where(Judgement.project_id == project_id, Judgement.choice.is_not(None))
+        .where(Judgement.project_id == project_id, Judgement.choice.is_not(None),
+               Judgement.is_repeat.is_(False))
         .group_by(Judgement.item_id)
         .subquery()
     )
@@ -144,7 +145,7 @@ def _judgements_query(project_id: int) -> Select[*tuple[Any, ...]]:
                Judgement.strength, ratings.label("ratings"), Judgement.rationale, Judgement.flags,
                Judgement.seconds, Judgement.created_at)
         .join(Item, Item.id == Judgement.item_id)
-        .where(Judgement.project_id == project_id)
+        .where(Judgement.project_id == project_id, Judgement.is_repeat.is_(False))
         .order_by(Judgement.item_id, Judgement.id)
     )
 
@@ -153,7 +154,7 @@ def export_summary(session: Session, *, project_id: int) -> ExportSummary:
     judgements, voted_pairs = session.execute(
         select(func.count(Judgement.id),
                func.count(distinct(Judgement.item_id)).filter(Judgement.choice.is_not(None)))
-        .where(Judgement.project_id == project_id)
+        .where(Judgement.project_id == project_id, Judgement.is_repeat.is_(False))
     ).one()
     return ExportSummary(judgements=judgements, voted_pairs=voted_pairs)
 

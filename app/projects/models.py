@@ -52,6 +52,11 @@ class Project(Base):
         CheckConstraint("overlap_k BETWEEN 1 AND 50", name="overlap_k_range"),
         CheckConstraint("lease_minutes BETWEEN 1 AND 1440", name="lease_minutes_range"),
         CheckConstraint("candidates_per_prompt BETWEEN 1 AND 16", name="candidates_range"),
+        CheckConstraint("gold_rate BETWEEN 0 AND 1 AND repeat_rate BETWEEN 0 AND 1 "
+                        "AND gold_rate + repeat_rate <= 1", name="quality_rates"),
+        CheckConstraint("gold_bar BETWEEN 0 AND 1 AND calibration_pass BETWEEN 0 AND 1", name="quality_bars"),
+        CheckConstraint("gold_window BETWEEN 1 AND 1000 AND gold_min BETWEEN 1 AND 1000 "
+                        "AND calibration_retries BETWEEN 0 AND 100", name="quality_counts"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -63,6 +68,16 @@ class Project(Base):
     lease_minutes: Mapped[int] = mapped_column(default=30)
     candidates_per_prompt: Mapped[int] = mapped_column(default=2)
     generation: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Quality control (app/gold): the share of claims that serve a gold item or a repeat, the gold
+    # accuracy bar over the last `gold_window` gold items (applied after `gold_min` of them), and the
+    # calibration pass mark with the retries allowed after a failed attempt.
+    gold_rate: Mapped[float] = mapped_column(default=0.1, server_default="0.1")
+    gold_bar: Mapped[float] = mapped_column(default=0.7, server_default="0.7")
+    gold_window: Mapped[int] = mapped_column(default=10, server_default="10")
+    gold_min: Mapped[int] = mapped_column(default=5, server_default="5")
+    repeat_rate: Mapped[float] = mapped_column(default=0.05, server_default="0.05")
+    calibration_pass: Mapped[float] = mapped_column(default=0.8, server_default="0.8")
+    calibration_retries: Mapped[int] = mapped_column(default=2, server_default="2")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
@@ -128,6 +143,8 @@ class Item(Base):
         CheckConstraint("open_slots >= 0", name="open_slots_nonnegative"),
         CheckConstraint("purpose IN ('regular', 'gold', 'calibration')", name="purpose_values"),
         Index("ix_items_open", "project_id", "id", postgresql_where=text("open_slots > 0")),
+        Index("ix_items_special", "project_id", "purpose", "id",
+              postgresql_where=text("purpose <> 'regular'")),
         # NULLs are distinct in the unique pair constraint: this keeps one single item per candidate.
         Index("uq_items_single", "candidate_a_id", unique=True,
               postgresql_where=text("candidate_b_id IS NULL")),

@@ -18,6 +18,10 @@ DEFAULT_ATTRIBUTES: list[dict[str, str]] = [
 ]
 
 
+QUALITY_FIELDS = ("gold_rate", "gold_bar", "gold_window", "gold_min", "repeat_rate", "calibration_pass",
+                  "calibration_retries")
+
+
 class Attribute(BaseModel):
     """A Likert attribute rated 1..7, with the anchor texts shown at 1 (low) and 7 (high)."""
 
@@ -59,6 +63,13 @@ class ProjectCreate(BaseModel):
     candidates_per_prompt: int | None = Field(
         default=None, ge=1, le=16, validate_default=True, description="default: 2 pairwise, 1 Likert")
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    gold_rate: float = Field(default=0.1, ge=0, le=0.5, description="share of claims that serve a gold item")
+    gold_bar: float = Field(default=0.7, ge=0, le=1, description="gold accuracy below which annotators pause")
+    gold_window: int = Field(default=10, ge=1, le=1000, description="the bar's window: last N gold items")
+    gold_min: int = Field(default=5, ge=1, le=1000, description="gold items judged before the bar applies")
+    repeat_rate: float = Field(default=0.05, ge=0, le=0.5, description="share of claims that repeat an item")
+    calibration_pass: float = Field(default=0.8, ge=0, le=1, description="share correct to pass calibration")
+    calibration_retries: int = Field(default=2, ge=0, le=100, description="retries after a failed attempt")
 
     @field_validator("attributes")
     @classmethod
@@ -92,6 +103,13 @@ class ProjectUpdate(BaseModel):
     lease_minutes: int | None = Field(default=None, ge=1, le=1440)
     candidates_per_prompt: int | None = Field(default=None, ge=1, le=16)
     generation: GenerationSettings | None = None
+    gold_rate: float | None = Field(default=None, ge=0, le=0.5)
+    gold_bar: float | None = Field(default=None, ge=0, le=1)
+    gold_window: int | None = Field(default=None, ge=1, le=1000)
+    gold_min: int | None = Field(default=None, ge=1, le=1000)
+    repeat_rate: float | None = Field(default=None, ge=0, le=0.5)
+    calibration_pass: float | None = Field(default=None, ge=0, le=1)
+    calibration_retries: int | None = Field(default=None, ge=0, le=100)
 
     @field_validator("attributes")
     @classmethod
@@ -120,6 +138,13 @@ class ProjectOut(BaseModel):
     lease_minutes: int
     candidates_per_prompt: int
     generation: GenerationSettings
+    gold_rate: float
+    gold_bar: float
+    gold_window: int
+    gold_min: int
+    repeat_rate: float
+    calibration_pass: float
+    calibration_retries: int
     created_at: datetime
 
 
@@ -188,6 +213,13 @@ class ProjectForm(BaseModel):
     temperature: str = "0.8"
     top_p: str = "0.95"
     seed: str = "0"
+    gold_rate: str = "0.1"
+    gold_bar: str = "0.7"
+    gold_window: str = "10"
+    gold_min: str = "5"
+    repeat_rate: str = "0.05"
+    calibration_pass: str = "0.8"
+    calibration_retries: str = "2"
 
     @classmethod
     def blank(cls) -> ProjectForm:
@@ -201,7 +233,8 @@ class ProjectForm(BaseModel):
                    lease_minutes=str(project.lease_minutes),
                    candidates_per_prompt=str(project.candidates_per_prompt), model=generation.model,
                    max_new_tokens=str(generation.max_new_tokens), temperature=str(generation.temperature),
-                   top_p=str(generation.top_p), seed=str(generation.seed))
+                   top_p=str(generation.top_p), seed=str(generation.seed),
+                   **{name: str(getattr(project, name)) for name in QUALITY_FIELDS})
 
     def _fields(self, likert: bool) -> dict[str, Any]:
         generation = {"model": self.model, "max_new_tokens": self.max_new_tokens,
@@ -209,6 +242,7 @@ class ProjectForm(BaseModel):
         return {"name": self.name, "description": self.description, "overlap_k": self.overlap_k,
                 "lease_minutes": self.lease_minutes, "generation": generation,
                 "candidates_per_prompt": self.candidates_per_prompt or None,
+                **{name: getattr(self, name) for name in QUALITY_FIELDS},
                 "attributes": (attributes_from_text(self.attributes) or None) if likert else None}
 
     def to_create(self) -> ProjectCreate:

@@ -27,7 +27,7 @@ from app.projects.models import (
     ProjectMember,
     Prompt,
 )
-from app.projects.schemas import ImportResult, ProjectCreate, ProjectUpdate
+from app.projects.schemas import QUALITY_FIELDS, ImportResult, ProjectCreate, ProjectUpdate
 
 IMPORT_CONFIG_KEY = "import"
 _LOOKUP_CHUNK = 5000
@@ -36,7 +36,7 @@ CANDIDATE_COLUMNS = ("id", "prompt_id", "text", "source", "config_key", "sample_
 ITEM_COLUMNS = ("project_id", "prompt_id", "kind", "candidate_a_id", "candidate_b_id", "open_slots",
                 "judgement_count")
 SETTINGS_FIELDS = ("name", "description", "mode", "attributes", "overlap_k", "lease_minutes",
-                   "candidates_per_prompt", "generation")
+                   "candidates_per_prompt", "generation", *QUALITY_FIELDS)
 
 
 def is_member(session: Session, *, project_id: int, user_id: int) -> bool:
@@ -82,7 +82,8 @@ def create_project(session: Session, *, data: ProjectCreate, creator: User) -> P
     project = Project(name=data.name, description=data.description, mode=data.mode,
                       attributes=[a.model_dump() for a in data.attributes or []], overlap_k=data.overlap_k,
                       lease_minutes=data.lease_minutes, candidates_per_prompt=data.candidates_per_prompt or 1,
-                      generation=data.generation.model_dump(), created_by_id=creator.id)
+                      generation=data.generation.model_dump(), created_by_id=creator.id,
+                      **{name: getattr(data, name) for name in QUALITY_FIELDS})
     _save_with_unique_name(session, data.name, lambda: session.add(project))
     audit_service.record(session, actor_id=creator.id, action="project.create", project_id=project.id,
                          target=project.name, after=settings_of(project))

@@ -95,15 +95,60 @@ def upgrade() -> None:
     sa.Column('lease_minutes', sa.Integer(), nullable=False),
     sa.Column('candidates_per_prompt', sa.Integer(), nullable=False),
     sa.Column('generation', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('gold_rate', sa.Double(), server_default='0.1', nullable=False),
+    sa.Column('gold_bar', sa.Double(), server_default='0.7', nullable=False),
+    sa.Column('gold_window', sa.Integer(), server_default='10', nullable=False),
+    sa.Column('gold_min', sa.Integer(), server_default='5', nullable=False),
+    sa.Column('repeat_rate', sa.Double(), server_default='0.05', nullable=False),
+    sa.Column('calibration_pass', sa.Double(), server_default='0.8', nullable=False),
+    sa.Column('calibration_retries', sa.Integer(), server_default='2', nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint('candidates_per_prompt BETWEEN 1 AND 16', name=op.f('ck_projects_candidates_range')),
+    sa.CheckConstraint('gold_bar BETWEEN 0 AND 1 AND calibration_pass BETWEEN 0 AND 1', name=op.f('ck_projects_quality_bars')),
+    sa.CheckConstraint('gold_rate BETWEEN 0 AND 1 AND repeat_rate BETWEEN 0 AND 1 AND gold_rate + repeat_rate <= 1', name=op.f('ck_projects_quality_rates')),
+    sa.CheckConstraint('gold_window BETWEEN 1 AND 1000 AND gold_min BETWEEN 1 AND 1000 AND calibration_retries BETWEEN 0 AND 100', name=op.f('ck_projects_quality_counts')),
     sa.CheckConstraint('lease_minutes BETWEEN 1 AND 1440', name=op.f('ck_projects_lease_minutes_range')),
     sa.CheckConstraint('overlap_k BETWEEN 1 AND 50', name=op.f('ck_projects_overlap_k_range')),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_projects_created_by_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_projects')),
     sa.UniqueConstraint('name', name=op.f('uq_projects_name'))
     )
+    op.create_table('annotator_standings',
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('changed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('changed_by_id', sa.Integer(), nullable=True),
+    sa.Column('window_after_id', sa.Integer(), nullable=False),
+    sa.Column('extra_attempts', sa.Integer(), nullable=False),
+    sa.Column('extra_attempts_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['changed_by_id'], ['users.id'], name=op.f('fk_annotator_standings_changed_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_annotator_standings_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_annotator_standings_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('project_id', 'user_id', name=op.f('pk_annotator_standings'))
+    )
+    op.create_table('calibration_attempts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('item_ids', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('pass_mark', sa.Double(), nullable=False),
+    sa.Column('retries_left', sa.Integer(), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('correct', sa.Integer(), nullable=False),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('passed', sa.Boolean(), nullable=True),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_calibration_attempts_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_calibration_attempts_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_calibration_attempts')),
+    sa.UniqueConstraint('project_id', 'user_id', 'number', name=op.f('uq_calibration_attempts_project_id_user_id_number'))
+    )
+    op.create_index(op.f('ix_calibration_attempts_project_id'), 'calibration_attempts', ['project_id'], unique=False)
+    op.create_index(op.f('ix_calibration_attempts_user_id'), 'calibration_attempts', ['user_id'], unique=False)
     op.create_table('generation_runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -219,7 +264,56 @@ def upgrade() -> None:
     op.create_index('ix_items_open', 'items', ['project_id', 'id'], unique=False, postgresql_where=sa.text('open_slots > 0'))
     op.create_index(op.f('ix_items_project_id'), 'items', ['project_id'], unique=False)
     op.create_index(op.f('ix_items_prompt_id'), 'items', ['prompt_id'], unique=False)
+    op.create_index('ix_items_special', 'items', ['project_id', 'purpose', 'id'], unique=False, postgresql_where=sa.text("purpose <> 'regular'"))
     op.create_index('uq_items_single', 'items', ['candidate_a_id'], unique=True, postgresql_where=sa.text('candidate_b_id IS NULL'))
+    op.create_table('calibration_answers',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('attempt_id', sa.Integer(), nullable=False),
+    sa.Column('item_id', sa.Integer(), nullable=False),
+    sa.Column('choice', sa.String(length=16), nullable=True),
+    sa.Column('strength', sa.SmallInteger(), nullable=True),
+    sa.Column('swapped', sa.Boolean(), nullable=False),
+    sa.Column('ratings', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('correct', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint('strength IS NULL OR strength BETWEEN 1 AND 3', name=op.f('ck_calibration_answers_strength_range')),
+    sa.ForeignKeyConstraint(['attempt_id'], ['calibration_attempts.id'], name=op.f('fk_calibration_answers_attempt_id_calibration_attempts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_calibration_answers_item_id_items'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_calibration_answers')),
+    sa.UniqueConstraint('attempt_id', 'item_id', name=op.f('uq_calibration_answers_attempt_id_item_id'))
+    )
+    op.create_table('gold_answers',
+    sa.Column('item_id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('choice', sa.String(length=8), nullable=True),
+    sa.Column('ranges', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('explanation', sa.Text(), nullable=False),
+    sa.Column('updated_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("choice IS NULL OR choice IN ('a', 'b', 'tie')", name=op.f('ck_gold_answers_choice_values')),
+    sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_gold_answers_item_id_items'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_gold_answers_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['updated_by_id'], ['users.id'], name=op.f('fk_gold_answers_updated_by_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('item_id', name=op.f('pk_gold_answers'))
+    )
+    op.create_index(op.f('ix_gold_answers_project_id'), 'gold_answers', ['project_id'], unique=False)
+    op.create_table('gold_scores',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('item_id', sa.Integer(), nullable=False),
+    sa.Column('annotator_id', sa.Integer(), nullable=False),
+    sa.Column('choice', sa.String(length=16), nullable=True),
+    sa.Column('ratings', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('correct', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.ForeignKeyConstraint(['annotator_id'], ['users.id'], name=op.f('fk_gold_scores_annotator_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_gold_scores_item_id_items'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_gold_scores_project_id_projects'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_gold_scores')),
+    sa.UniqueConstraint('item_id', 'annotator_id', name=op.f('uq_gold_scores_item_id_annotator_id'))
+    )
+    op.create_index('ix_gold_scores_recent', 'gold_scores', ['project_id', 'annotator_id', 'id'], unique=False)
     op.create_table('leases',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('item_id', sa.Integer(), nullable=False),
@@ -228,6 +322,7 @@ def upgrade() -> None:
     sa.Column('swapped', sa.Boolean(), nullable=False),
     sa.Column('skipped', sa.Boolean(), server_default=sa.text('false'), nullable=False),
     sa.Column('is_repeat', sa.Boolean(), server_default=sa.text('false'), nullable=False),
+    sa.Column('takes_slot', sa.Boolean(), server_default=sa.text('true'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
@@ -238,7 +333,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('item_id', 'annotator_id', 'is_repeat', name=op.f('uq_leases_item_id_annotator_id_is_repeat'))
     )
     op.create_index('ix_leases_expiring', 'leases', ['project_id', 'expires_at'], unique=False, postgresql_where=sa.text('completed_at IS NULL'))
+    op.create_index('ix_leases_judged', 'leases', ['project_id', 'annotator_id', 'id'], unique=False, postgresql_where=sa.text('completed_at IS NOT NULL AND NOT skipped'))
     op.create_index('ix_leases_live', 'leases', ['annotator_id', 'expires_at'], unique=False, postgresql_where=sa.text('completed_at IS NULL'))
+    op.create_index('ix_leases_repeats', 'leases', ['annotator_id', 'item_id'], unique=False, postgresql_where=sa.text('is_repeat'))
     op.create_table('judgements',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -300,10 +397,18 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_judgements_guideline_version_id'), table_name='judgements')
     op.drop_index(op.f('ix_judgements_annotator_id'), table_name='judgements')
     op.drop_table('judgements')
+    op.drop_index('ix_leases_repeats', table_name='leases', postgresql_where=sa.text('is_repeat'))
     op.drop_index('ix_leases_live', table_name='leases', postgresql_where=sa.text('completed_at IS NULL'))
+    op.drop_index('ix_leases_judged', table_name='leases', postgresql_where=sa.text('completed_at IS NOT NULL AND NOT skipped'))
     op.drop_index('ix_leases_expiring', table_name='leases', postgresql_where=sa.text('completed_at IS NULL'))
     op.drop_table('leases')
+    op.drop_index('ix_gold_scores_recent', table_name='gold_scores')
+    op.drop_table('gold_scores')
+    op.drop_index(op.f('ix_gold_answers_project_id'), table_name='gold_answers')
+    op.drop_table('gold_answers')
+    op.drop_table('calibration_answers')
     op.drop_index('uq_items_single', table_name='items', postgresql_where=sa.text('candidate_b_id IS NULL'))
+    op.drop_index('ix_items_special', table_name='items', postgresql_where=sa.text("purpose <> 'regular'"))
     op.drop_index(op.f('ix_items_prompt_id'), table_name='items')
     op.drop_index(op.f('ix_items_project_id'), table_name='items')
     op.drop_index('ix_items_open', table_name='items', postgresql_where=sa.text('open_slots > 0'))
@@ -322,6 +427,10 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_generation_runs_project_id'), table_name='generation_runs')
     op.drop_index('ix_generation_runs_one_active', table_name='generation_runs', postgresql_where=sa.text("status IN ('queued', 'running')"))
     op.drop_table('generation_runs')
+    op.drop_index(op.f('ix_calibration_attempts_user_id'), table_name='calibration_attempts')
+    op.drop_index(op.f('ix_calibration_attempts_project_id'), table_name='calibration_attempts')
+    op.drop_table('calibration_attempts')
+    op.drop_table('annotator_standings')
     op.drop_table('projects')
     op.drop_index(op.f('ix_auth_sessions_user_id'), table_name='auth_sessions')
     op.drop_table('auth_sessions')
