@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import migrate
 from app.accounts.routes import api as accounts_api
 from app.accounts.routes import router as accounts_router
+from app.agreement.routes import api as agreement_api
+from app.agreement.routes import router as agreement_router
 from app.annotation.routes import api as annotation_api
 from app.annotation.routes import router as annotation_router
 from app.config import Settings, get_settings
@@ -62,8 +64,9 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     handlers.install(app)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
-    for router in (accounts_router, projects_router, generation_router, annotation_router, export_router):
+    for router in (accounts_router, projects_router, generation_router, annotation_router, export_router,
+                   agreement_router):
         app.include_router(router)
-    for api in (accounts_api, projects_api, generation_api, annotation_api, export_api):
+    for api in (accounts_api, projects_api, generation_api, annotation_api, export_api, agreement_api):
         app.include_router(api, prefix="/api/v1")
     return app
