@@ -123,7 +123,7 @@ def alpha_measure(level: Level, values: Floats) -> Measure:
         m = counts.sum(axis=1)
         scale = np.where(m >= 2, 1 / np.maximum(m - 1, 1), 0.0)
         pairs = counts[:, :, None] * counts[:, None, :] - np.eye(size)[None] * counts[:, :, None]
-        return np.asarray((pairs * scale[:, None, None]).reshape(len(counts), -1), np.float64)
+        return np.asarray((pairs * scale[:, None, None]).reshape(len(counts), size * size), np.float64)
 
     def combine(totals: Floats) -> Floats:
         o = totals.reshape(*totals.shape[:-1], size, size)
@@ -132,7 +132,7 @@ def alpha_measure(level: Level, values: Floats) -> Measure:
         delta = _delta(level, values, marginals)
         observed = (o * delta).sum(axis=(-2, -1))
         expected = (marginals[..., :, None] * marginals[..., None, :] * delta).sum(axis=(-2, -1))
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # expected 0: a single value, undefined
             return np.asarray(np.where(expected > 0, 1 - (n - 1) * observed / expected, np.nan), np.float64)
 
     return Measure(stats, combine)
@@ -159,9 +159,9 @@ def fleiss_measure() -> Measure:
         return np.column_stack([agree * used, used, counts * used[:, None]])
 
     def combine(totals: Floats) -> Floats:
-        shares = totals[..., 2:] / totals[..., 2:].sum(axis=-1, keepdims=True)
-        chance = (shares**2).sum(axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # no items: NaN, reported as undefined
+            shares = totals[..., 2:] / totals[..., 2:].sum(axis=-1, keepdims=True)
+            chance = (shares**2).sum(axis=-1)
             observed = totals[..., 0] / totals[..., 1]
             return np.asarray(np.where(chance < 1, (observed - chance) / (1 - chance), np.nan), np.float64)
 
@@ -184,9 +184,9 @@ def gwet_measure(n_categories: int) -> Measure:
         return np.column_stack([agree * used, used, counts / m[:, None], np.ones(len(m))])
 
     def combine(totals: Floats) -> Floats:
-        pi = totals[..., 2:-1] / totals[..., -1:]
-        chance = (pi * (1 - pi)).sum(axis=-1) / max(n_categories - 1, 1)
         with np.errstate(divide="ignore", invalid="ignore"):
+            pi = totals[..., 2:-1] / totals[..., -1:]
+            chance = (pi * (1 - pi)).sum(axis=-1) / max(n_categories - 1, 1)
             observed = totals[..., 0] / totals[..., 1]
             value = (observed - chance) / (1 - chance)
         return np.asarray(np.where(n_categories > 1, value, np.nan), np.float64)

@@ -115,7 +115,8 @@ def _over_time(grouped: Grouped, scale: Scale, bucket: Bucket, n_boot: int, seed
     counts, numbers = counts[voted][order], numbers[order]
     found, starts = np.unique(numbers, return_index=True)
     series = []
-    for number, start, end in zip(found, starts, [*starts[1:], len(numbers)], strict=True):
+    ends = np.append(starts[1:], len(numbers))[: len(starts)]
+    for number, start, end in zip(found, starts, ends, strict=True):
         units = metrics.collapse(counts[start:end], coding.values)
         estimate = remembered(scale, [scale.primary], units, n_boot=n_boot, seed=seed)[scale.primary]
         start = datetime.fromtimestamp(votes.bucket_start(int(number), bucket), UTC)

@@ -31,7 +31,7 @@ def random_matrix(seed: int, items: int = 60, annotators: int = 5, values: int =
 
 
 def test_cohen_kappa_hand_computed_example() -> None:
-    # observed 3/4, expected (2·1 + 2·3)/16 = 1/2 → kappa = (3/4 − 1/2) / (1/2)
+    # observed 3/4, expected (2·1 + 2·3)/16 = 1/2 → kappa = (3/4 - 1/2) / (1/2)
     assert metrics.cohen_kappa(["a", "a", "b", "b"], ["a", "b", "b", "b"]) == pytest.approx(0.5)
 
 
@@ -212,6 +212,14 @@ def test_undefined_measures_have_no_interval() -> None:
     units = metrics.units_from_matrix([[1, NAN], [2, NAN]])  # nothing pairable
     e = metrics.estimate({"a": metrics.alpha_measure("nominal", units.values)}, units, n_boot=50)["a"]
     assert (e.value, e.low, e.high, e.n_items) == (None, None, None, 0)
+
+
+def test_no_values_at_all_leave_every_measure_undefined() -> None:
+    units = metrics.collapse(np.zeros((3, 4), np.int64), np.arange(4.0))
+    measures = {"alpha": metrics.alpha_measure("ordinal", units.values), "fleiss": metrics.fleiss_measure(),
+                "ac1": metrics.gwet_measure(4), "percent": metrics.percent_measure()}
+    for e in metrics.estimate(measures, units, n_boot=20).values():
+        assert (e.value, e.low, e.high, e.n_items) == (None, None, None, 0)
 
 
 def test_cohen_estimate_interval_contains_the_value() -> None:
