@@ -94,11 +94,37 @@ SEED_SQL = [
 
 
 def seed_pairwise(engine: Engine, *, items: int, k: int) -> float:
-    """`items` pair items each judged by the same `k` annotators (users 1..k); returns seconds taken."""
+    """`items` pair items each judged by the same `k` annotators (users 1..k); returns seconds taken.
+
+    As a superuser the foreign-key triggers are skipped while seeding (session_replication_role): the rows
+    are consistent by construction, and checking them would take most of the time.
+    """
     started = time.perf_counter()
     with engine.begin() as conn:
+        if conn.scalar(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")):
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
         for statement in SEED_SQL[:-1]:
             conn.execute(text(statement), {"k": k, "n": items, "project": PROJECT_ID, "admin": ADMIN_ID})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(SEED_SQL[-1]))
     return time.perf_counter() - started
+
+
+NEW_VOTES_SQL = """
+INSERT INTO users (id, username, display_name, password_hash, role, is_active)
+VALUES (:user, 'late' || :user, 'Late annotator', '!', 'annotator', true) ON CONFLICT (id) DO NOTHING;
+INSERT INTO leases (item_id, annotator_id, project_id, swapped, expires_at, completed_at)
+SELECT item_id, :user, :project, false, now(), now() FROM judgements WHERE project_id = :project
+GROUP BY item_id ORDER BY max(created_at) DESC LIMIT :n;
+INSERT INTO judgements (project_id, item_id, lease_id, annotator_id, choice, strength, swapped, rationale,
+                        flags, seconds, idempotency_key, is_repeat)
+SELECT :project, l.item_id, l.id, :user, 'a', 1, false, '', '[]', 12, md5(random()::text || l.id), false
+FROM leases l WHERE l.annotator_id = :user"""
+
+
+def add_votes(engine: Engine, *, user: int, n: int) -> None:
+    """`n` new committed judgements by a new annotator `user`, on the items judged most recently: work goes
+    on where it was (an item's votes arrive close together), as in a live project."""
+    with engine.begin() as conn:
+        for statement in NEW_VOTES_SQL.split(";"):
+            conn.execute(text(statement), {"user": user, "n": n, "project": PROJECT_ID})

@@ -17,7 +17,7 @@ from app.agreement.votes import Bucket, Coding, Grouped
 
 PREFERENCE = "preference"  # the one "attribute" of a pairwise project
 SERIES_BOOT = 200  # resamples per time bucket: enough for a band, and a series has many buckets
-_estimates: Memo[dict[str, metrics.Estimate]] = Memo(4096)
+ESTIMATES: Memo[dict[str, metrics.Estimate]] = Memo(4096)  # by content: see remembered()
 METRIC_LABELS = {
     "alpha_nominal": "Krippendorff's \N{GREEK SMALL LETTER ALPHA}, nominal",
     "alpha_ordinal": "Krippendorff's \N{GREEK SMALL LETTER ALPHA}, ordinal",
@@ -88,7 +88,7 @@ def remembered(scale: Scale, names: list[str], units: metrics.Units, *, n_boot: 
         digest.update(np.ascontiguousarray(array).tobytes())
     key = (scale.name, len(scale.codings), tuple(names), n_boot, seed, digest.digest())
     measures = {name: scale.measures[name][1] for name in names}
-    return _estimates.get(key, lambda: metrics.estimate(measures, units, n_boot=n_boot, seed=seed))
+    return ESTIMATES.get(key, lambda: metrics.estimate(measures, units, n_boot=n_boot, seed=seed))
 
 
 def attribute_agreement(grouped: Grouped, scale: Scale, *, bucket: Bucket, n_boot: int, seed: int

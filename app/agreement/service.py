@@ -120,6 +120,12 @@ class Source:
         return _RESULTS.get(key, compute)  # type: ignore[return-value]
 
 
+def forget() -> None:
+    """Drop every remembered result (benchmarks measure cold computations with it)."""
+    _RESULTS.clear()
+    report.ESTIMATES.clear()
+
+
 def read(session: Session, *, project: Project, filters: Filters | None = None,
          cache: SnapshotCache | None = None) -> Source:
     """The project's judgements (through `cache` when given), and its item counts, now."""
@@ -139,13 +145,14 @@ def _split(source: Source) -> Selection:
     data, filters = source.data, source.filters
     regular = ~np.isin(data.item, source.special_items)
     within = filters.mask(data)
-    originals = data.take(regular & ~data.repeat)
+    counted = regular & ~data.repeat
+    originals = data if counted.all() else data.take(counted)  # no gold, no repeats: no copy
     unfiltered = filters == Filters()
-    counted = votes.Grouped.of(originals if unfiltered else data.take(regular & ~data.repeat & within))
+    grouped = votes.Grouped.of(originals if unfiltered else data.take(counted & within))
     return Selection(
-        everything=data if unfiltered else data.take(within), counted=counted,
+        everything=data if unfiltered else data.take(within), counted=grouped,
         repeats=data.take(regular & data.repeat & within), originals=originals,
-        scales=report.scales(counted.judgements, pairwise=source.project.mode == Mode.PAIRWISE,
+        scales=report.scales(grouped.judgements, pairwise=source.project.mode == Mode.PAIRWISE,
                              attributes=source.project.attribute_names))
 
 

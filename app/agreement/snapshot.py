@@ -154,7 +154,7 @@ class SnapshotCache:
             data, loaded_at = fetch(session, project_id=project.id, attributes=project.attribute_names), now
         else:
             data, loaded_at = self._refresh(session, project, entry.snapshot.data), entry.loaded_at
-        if entry is not None and same(data, entry.snapshot.data):
+        if entry is not None and (data is entry.snapshot.data or same(data, entry.snapshot.data)):
             snapshot = entry.snapshot
         else:
             snapshot = Snapshot(data, next(_VERSIONS))
@@ -168,8 +168,10 @@ class SnapshotCache:
     def _refresh(self, session: Session, project: Project, data: Judgements) -> Judgements:
         cutoff = max(int(data.id[-1]) - self.tail, 0) if len(data) else 0
         fresh = fetch(session, project_id=project.id, attributes=project.attribute_names, after=cutoff)
-        kept = data.take(np.arange(int(np.searchsorted(data.id, cutoff, side="right"))))
-        return Judgements.concat(kept, fresh)
+        cut = int(np.searchsorted(data.id, cutoff, side="right"))
+        if same(data.take(np.arange(cut, len(data))), fresh):
+            return data  # nothing new, nothing changed in the tail
+        return Judgements.concat(data.take(np.arange(cut)), fresh)
 
     def clear(self) -> None:
         with self._lock:
@@ -194,3 +196,7 @@ class Memo(Generic[T]):
             while len(self._values) > self.capacity:
                 self._values.popitem(last=False)
         return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()

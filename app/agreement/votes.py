@@ -37,13 +37,23 @@ def pairwise_nominal(judgements: Judgements) -> Coding:
     return Coding(np.arange(len(CHOICES), dtype=np.float64), CHOICES, judgements.choice.astype(np.int64))
 
 
+def _signed_lookup() -> NDArray[np.int64]:
+    """Index into -3..3 for each (choice code + 1, strength 0..3): one gather codes every judgement."""
+    table = np.full((len(CHOICES) + 1, 4), -1, np.int64)
+    for strength in range(4):
+        table[CHOICES.index("a") + 1, strength] = 3 - max(strength, 1)
+        table[CHOICES.index("b") + 1, strength] = 3 + max(strength, 1)
+        table[CHOICES.index("tie") + 1, strength] = 3
+    return table.ravel()
+
+
+_SIGNED = _signed_lookup()
+
+
 def pairwise_signed(judgements: Judgements) -> Coding:
-    strength = np.maximum(judgements.strength, 1).astype(np.int64)
-    choice = judgements.choice.astype(np.int64)
-    sign = (choice == CHOICES.index("b")).astype(np.int64) - (choice == CHOICES.index("a"))
-    placed = (sign != 0) | (choice == CHOICES.index("tie"))
+    position = (judgements.choice.astype(np.int64) + 1) * 4 + judgements.strength
     values = np.arange(-3, 4, dtype=np.float64)
-    return Coding(values, tuple(f"{v:+d}" for v in range(-3, 4)), np.where(placed, sign * strength + 3, -1))
+    return Coding(values, tuple(f"{v:+d}" for v in range(-3, 4)), _SIGNED[position])
 
 
 def likert(judgements: Judgements, attribute: int) -> Coding:
@@ -62,8 +72,17 @@ class Grouped:
 
     @classmethod
     def of(cls, judgements: Judgements) -> Grouped:
-        items, inverse = np.unique(judgements.item, return_inverse=True)
-        return cls(judgements, items.astype(np.int64), inverse.ravel().astype(np.int64))
+        ids = judgements.item.astype(np.int64)
+        low = int(ids.min()) if ids.size else 0
+        span = int(ids.max()) - low + 1 if ids.size else 0
+        if span > 4 * ids.size + 1024:  # sparse ids: sort them
+            items, inverse = np.unique(ids, return_inverse=True)
+            return cls(judgements, items, inverse.ravel().astype(np.int64))
+        # A project's item ids are nearly contiguous: mark them in a dense table instead of sorting.
+        present = np.zeros(span, bool)
+        present[ids - low] = True
+        position = np.cumsum(present) - 1
+        return cls(judgements, np.flatnonzero(present) + low, position[ids - low].astype(np.int64))
 
     def counts(self, coding: Coding) -> NDArray[np.int64]:
         """(items, values): how many judgements of each item gave each value."""

@@ -63,6 +63,14 @@ def test_consensus_examples() -> None:
     assert found.tolist() == [-1, -1, 0]
 
 
+@pytest.mark.parametrize("ids", [[5, 3, 5, 9, 3, 4], [1, 10_000_000, 1, 77]])
+def test_grouping_by_item_dense_or_sparse(ids: list[int]) -> None:
+    data = judgements(["a"] * len(ids), [1] * len(ids), items=ids)
+    grouped = votes.Grouped.of(data)
+    items, inverse = np.unique(ids, return_inverse=True)
+    assert grouped.items.tolist() == items.tolist() and grouped.inverse.tolist() == inverse.tolist()
+
+
 def test_item_disagreement() -> None:
     counts = np.array([[3, 0], [1, 1], [1, 0]])
     # nominal: (a,a,a) no differing pair; (a,b) one of one; a single vote: undefined
