@@ -40,7 +40,7 @@ def _shares(hits: NDArray[np.float64], totals: NDArray[np.float64]) -> list[floa
 def _consensus(grouped: Grouped, codings: list[Coding], who: NDArray[np.int64], n: int
                ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
     """Agreeing values, values with a consensus, and (n, V, V) confusion tables, pooled over codings."""
-    size = codings[0].values.size
+    size = codings[0].values.size if codings else 1
     agree, total = np.zeros(n), np.zeros(n)
     tables = np.zeros(n * size * size, np.int64)
     for coding in codings:
