@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seeding import PROJECT_ID, add_votes, scratch_database, seed_pairwise, server_url
+from _seeding import PROJECT_ID, add_votes, scratch_database, seed_pairwise, server_url
 from sqlalchemy.orm import Session
 
 import app.models  # noqa: F401  (registers every table)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 import uvicorn
-from seeding import ADMIN_ID, PROJECT_ID, add_votes, scratch_database, seed_pairwise, server_url
+from _seeding import ADMIN_ID, PROJECT_ID, add_votes, scratch_database, seed_pairwise, server_url
 from sqlalchemy.orm import Session
 
 import app.models  # noqa: F401  (registers every table)

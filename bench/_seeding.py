@@ -1,7 +1,7 @@
 """A throwaway, migrated benchmark database filled with generate_series: k annotators on every item.
 
-Shared by the bench scripts; not a test fixture. Every row is built by Postgres itself (INSERT ... SELECT
-generate_series), so 1M judgements take seconds, not minutes.
+Shared by the bench scripts (not a benchmark itself, nor a test fixture). Every row is built by Postgres
+itself (INSERT ... SELECT generate_series), so 1M judgements take a minute, not an hour.
 """
 
 from __future__ import annotations
