@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from markupsafe import Markup
 from starlette.responses import Response
 
 from app.agreement import charts, report
@@ -28,7 +27,7 @@ COLUMN_LABELS = {
 THROUGHPUT_FORMAT = {"hour": "%d %b %H:00", "day": "%d %b", "week": "week of %d %b %Y"}
 
 
-def _charts(data: dashboard_service.Dashboard) -> dict[str, Markup]:
+def _charts(data: dashboard_service.Dashboard) -> dict[str, charts.Chart]:
     """The dashboard's SVG charts: throughput, and the primary agreement measure of each attribute."""
     unit = data.throughput.unit
     bars = [(start.strftime(THROUGHPUT_FORMAT[unit]), count)

@@ -16,7 +16,8 @@ class AgreementQuery(BaseModel):
     """Which judgements count: made under one guideline version, and/or within a date range (UTC days,
     both ends included). Empty form fields mean "no filter"."""
 
-    guideline_version: int | None = Field(default=None, ge=1, le=2**31 - 1, description="guideline version id")
+    guideline_version: int | None = Field(default=None, ge=1, le=2**31 - 1,
+                                          description="guideline version id")
     since: date | None = Field(default=None, description="first day included (UTC)", examples=["2026-01-01"])
     until: date | None = Field(default=None, description="last day included (UTC)", examples=["2026-01-31"])
     bucket: BucketChoice = Field(default="auto", description="agreement over time by day or week; "
