@@ -3,7 +3,18 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, SmallInteger, String, Text, UniqueConstraint, false, func
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -28,6 +39,8 @@ class Judgement(Base):
         UniqueConstraint("idempotency_key"),
         CheckConstraint("strength IS NULL OR strength BETWEEN 1 AND 3", name="strength_range"),
         CheckConstraint("choice IS NULL OR choice IN ('a', 'b', 'tie', 'both_bad')", name="choice_values"),
+        # The dashboard lists a project's flagged judgements without scanning all of them.
+        Index("ix_judgements_flagged", "project_id", "id", postgresql_where=text("flags <> '[]'::jsonb")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

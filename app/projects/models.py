@@ -148,6 +148,8 @@ class Item(Base):
         # NULLs are distinct in the unique pair constraint: this keeps one single item per candidate.
         Index("uq_items_single", "candidate_a_id", unique=True,
               postgresql_where=text("candidate_b_id IS NULL")),
+        # Agreement leaves gold and calibration items out: it looks up their (few) ids by project.
+        Index("ix_items_not_regular", "project_id", postgresql_where=text("purpose <> 'regular'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
