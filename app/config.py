@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".prefstudio")
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(default=1, ge=1, description="web processes of `prefstudio serve`")
     secret_key: str = Field(
         default="", description="keys annotator pseudonyms; empty: generated once into the data dir"
     )

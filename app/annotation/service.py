@@ -22,7 +22,7 @@ from app.annotation.schemas import (
 from app.assignment import policy
 from app.assignment import service as assignment_service
 from app.assignment.models import Lease
-from app.errors import Conflict, Invalid
+from app.errors import Conflict, Invalid, NotFound, PermissionDenied
 from app.projects.models import Item, ItemKind, Project
 
 LIKERT_MIN, LIKERT_MAX = 1, 7
@@ -53,16 +53,21 @@ def record(session: Session, *, lease_id: int, annotator: User, form: JudgementI
 
     Idempotent: a repeated idempotency key, or a second submit of a completed lease, returns the stored
     judgement. The item row is locked (assignment_service.lock_lease), so concurrent submits of one lease
-    queue up; a unique violation that slips through anyway is turned into the stored judgement too.
+    queue up; a unique violation (the key used before, on another lease) is turned into the stored
+    judgement too. The key is looked up only on those paths, so a first submit costs no extra query.
     Raises Conflict when the lease expired and was released, Invalid for a malformed judgement.
     """
-    repeat = _by_key(session, form.idempotency_key, annotator)
-    if repeat is not None:
+    try:
+        lease = assignment_service.lock_lease(session, lease_id=lease_id, annotator=annotator,
+                                              project_id=project_id)
+    except (Conflict, NotFound, PermissionDenied):
+        repeat = _by_key(session, form.idempotency_key, annotator)  # a known key answers first
+        if repeat is None:
+            raise
         return Submission(repeat, created=False)
-    lease = assignment_service.lock_lease(session, lease_id=lease_id, annotator=annotator,
-                                          project_id=project_id)
     if lease.completed_at is not None:
-        return Submission(_judgement_of(session, lease), created=False)
+        return Submission(_by_key(session, form.idempotency_key, annotator) or _judgement_of(session, lease),
+                          created=False)
     project = session.get(Project, lease.project_id)
     assert project is not None  # the lease's foreign key
     judgement = _build(lease, project, form)
@@ -97,9 +102,14 @@ def skip(session: Session, *, lease_id: int, annotator: User, now: datetime,
 
 def next_item(session: Session, *, project: Project, annotator: User, now: datetime) -> Workspace:
     """The annotator's current or next item in the project (claimed now), and their count so far."""
+    return Workspace(item=claim_item(session, project=project, annotator=annotator, now=now),
+                     done=done_count(session, project_id=project.id, annotator=annotator))
+
+
+def claim_item(session: Session, *, project: Project, annotator: User, now: datetime) -> ItemOut | None:
+    """The annotator's current or next item in the project (claimed now); None: nothing left."""
     lease = assignment_service.claim_next_item(session, project=project, annotator=annotator, now=now)
-    item = describe(session, lease=lease, project=project) if lease is not None else None
-    return Workspace(item=item, done=done_count(session, project_id=project.id, annotator=annotator))
+    return describe(session, lease=lease, project=project) if lease is not None else None
 
 
 def lease_workspace(session: Session, *, lease_id: int, annotator: User, project: Project) -> Workspace:

@@ -44,11 +44,17 @@ def is_member(session: Session, *, project_id: int, user_id: int) -> bool:
 
 
 def get_for_user(session: Session, *, project_id: int, user: User) -> Project:
-    """The project if `user` may see it: admins see every project, others only their projects' (403)."""
-    project = session.get(Project, project_id)
-    if project is None:
+    """The project if `user` may see it: admins see every project, others only their projects' (403).
+
+    One query for the project and the membership: every project page and API call runs it.
+    """
+    member = select(ProjectMember.user_id).where(ProjectMember.project_id == Project.id,
+                                                 ProjectMember.user_id == user.id).exists()
+    row = session.execute(select(Project, member).where(Project.id == project_id)).one_or_none()
+    if row is None:
         raise NotFound("no such project")
-    if user.role != Role.ADMIN and not is_member(session, project_id=project_id, user_id=user.id):
+    project, is_member = row
+    if user.role != Role.ADMIN and not is_member:
         raise PermissionDenied("you are not a member of this project")
     return project
 

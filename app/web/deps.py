@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.accounts import service as accounts_service
 from app.accounts.models import Role, User
@@ -26,10 +27,21 @@ class Viewer:
     role: Role
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's unit of work: committed before the response is sent (scope="function")."""
-    with unit_of_work(request.app.state.session_factory) as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's unit of work: committed before the response is sent (scope="function").
+
+    Async, so opening it costs no trip through the threadpool: a session connects on its first query.
+    Committing (or rolling back) talks to Postgres, so that part runs in the threadpool.
+    """
+    unit = unit_of_work(request.app.state.session_factory)
+    session = unit.__enter__()
+    try:
         yield session
+    except BaseException as exc:
+        if not await run_in_threadpool(unit.__exit__, type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await run_in_threadpool(unit.__exit__, None, None, None)
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -52,7 +64,8 @@ def optional_user(request: Request, session: SessionDep) -> User | None:
     return user
 
 
-def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+# The checks below touch no database, so they are async: a sync dependency costs a threadpool trip.
+async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
         raise NotAuthenticated("please sign in")
     return user
@@ -63,7 +76,7 @@ OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 
 def _require(*roles: Role):  # type: ignore[no-untyped-def]
-    def dependency(user: CurrentUser) -> User:
+    async def dependency(user: CurrentUser) -> User:
         if user.role not in roles:
             raise PermissionDenied("your role does not allow this page")
         return user
