@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     max_upload_mb: int = 20
     max_import_rows: int = 100_000
     generation_model: str = Field(default="", description="HF id or path; empty: bundled SmolLM2")
+    db_pool_size: int = Field(default=10, ge=1, description="connections each web process keeps open")
+    db_max_overflow: int = Field(default=10, ge=0, description="extra connections a web process may open")
     worker_poll_seconds: float = 1.0
     job_lease_seconds: int = 600
 

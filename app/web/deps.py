@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -48,20 +49,37 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def optional_user(request: Request, session: SessionDep) -> User | None:
+    """The signed-in user (bearer token or session cookie), or None.
+
+    On a route with a project_id in its path, the same query reads the project and the membership too
+    (kept in request.state for project_for_user), so signing in and the project check cost one query.
+    """
     auth = request.headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
-        user = accounts_service.user_for_api_token(session, auth[7:].strip())
+        user = _find_user(request, session, accounts_service.api_token_user(auth[7:].strip()))
         if user is None:
             raise NotAuthenticated("the API token is unknown, revoked, or its user is disabled")
         request.state.auth = "token"
     else:
         raw = request.cookies.get(SESSION_COOKIE)
-        user = accounts_service.user_for_session(session, raw, utcnow()) if raw else None
+        user = _find_user(request, session, accounts_service.session_user(raw, utcnow())) if raw else None
         request.state.auth = "cookie" if user else None
     if user is not None:
         # A plain copy for templates: error pages render after the unit of work has rolled back.
         request.state.viewer = Viewer(user.id, user.username, user.display_name, user.role)
     return user
+
+
+def _find_user(request: Request, session: Session, users: Select[User]) -> User | None:
+    raw = request.path_params.get("project_id")
+    project_id = int(raw) if isinstance(raw, str) and raw.isascii() and raw.isdigit() else 0
+    if not 0 < project_id < 2**31:  # not a project id Postgres can hold: project_for_user will say so
+        return session.scalar(users)
+    found = projects_service.user_with_access(session, users, project_id=project_id)
+    if found is None:
+        return None
+    request.state.project_access = found[1]
+    return found[0]
 
 
 # The checks below touch no database, so they are async: a sync dependency costs a threadpool trip.
@@ -89,9 +107,15 @@ ResearcherDep = Annotated[User, Depends(_require(Role.ADMIN, Role.RESEARCHER))]
 AnnotatorDep = Annotated[User, Depends(_require(Role.ADMIN, Role.ANNOTATOR))]
 
 
-def project_for_user(project_id: int, user: CurrentUser, session: SessionDep) -> Project:
-    """The project, if the user may see it: admins see all, others only where they are members."""
-    return projects_service.get_for_user(session, project_id=project_id, user=user)
+async def project_for_user(request: Request, project_id: int, user: CurrentUser, session: SessionDep) -> Project:
+    """The project, if the user may see it: admins see all, others only where they are members.
+
+    Usually read already, with the user (optional_user); async, so checking it costs no threadpool trip.
+    """
+    access = getattr(request.state, "project_access", None)
+    if isinstance(access, projects_service.Access) and access.project_id == project_id:
+        return projects_service.check_access(access, user)
+    return await run_in_threadpool(projects_service.get_for_user, session, project_id=project_id, user=user)
 
 
 ProjectDep = Annotated[Project, Depends(project_for_user)]
