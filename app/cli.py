@@ -113,9 +113,11 @@ def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
     workers: Annotated[int | None, typer.Option(
-        min=1, help="web processes, each with its own connection pool (default: PREFSTUDIO_WORKERS, 1)")] = None,
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
-                                             help="log every request (a proxy in front usually does)")] = True,
+        min=1, help="web processes, each with its own connection pool (default: PREFSTUDIO_WORKERS or 1)",
+    )] = None,
+    access_log: Annotated[bool, typer.Option(
+        "--access-log/--no-access-log", help="log every request (a proxy in front usually does)",
+    )] = True,
 ) -> None:
     """Run the web server (starts the embedded Postgres when no database URL is set)."""
     import uvicorn

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from app.accounts.models import User
 from app.annotation.models import Choice, Judgement, Rating
@@ -23,7 +23,7 @@ from app.assignment import policy
 from app.assignment import service as assignment_service
 from app.assignment.models import Lease
 from app.errors import Conflict, Invalid, NotFound, PermissionDenied
-from app.projects.models import Item, ItemKind, Project
+from app.projects.models import Candidate, Item, ItemKind, Project, Prompt
 
 LIKERT_MIN, LIKERT_MAX = 1, 7
 
@@ -121,18 +121,23 @@ def lease_workspace(session: Session, *, lease_id: int, annotator: User, project
 
 
 def describe(session: Session, *, lease: Lease, project: Project) -> ItemOut:
-    """The leased item as the annotator sees it: responses in SHOWN order, a fresh idempotency key."""
-    item = session.scalar(
-        select(Item).where(Item.id == lease.item_id)
-        .options(joinedload(Item.prompt), joinedload(Item.candidate_a), joinedload(Item.candidate_b))
-    )
-    assert item is not None  # the lease's foreign key
-    texts = {"a": item.candidate_a.text, "b": item.candidate_b.text if item.candidate_b else ""}
-    sides = policy.shown_order(lease.swapped) if item.kind == ItemKind.PAIR else ("a",)
+    """The leased item as the annotator sees it: responses in SHOWN order, a fresh idempotency key.
+
+    Plain columns, not ORM objects: every next-item request runs this, and loading four objects costs
+    about twice as much.
+    """
+    a, b = aliased(Candidate), aliased(Candidate)
+    kind, messages, text_a, text_b = session.execute(
+        select(Item.kind, Prompt.messages, a.text, b.text).join(Prompt, Prompt.id == Item.prompt_id)
+        .join(a, a.id == Item.candidate_a_id).outerjoin(b, b.id == Item.candidate_b_id)
+        .where(Item.id == lease.item_id)
+    ).one()
+    texts = {"a": text_a, "b": text_b or ""}
+    sides = policy.shown_order(lease.swapped) if kind == ItemKind.PAIR else ("a",)
     return ItemOut(
-        lease_id=lease.id, item_id=item.id, kind="pair" if item.kind == ItemKind.PAIR else "single",
+        lease_id=lease.id, item_id=lease.item_id, kind="pair" if kind == ItemKind.PAIR else "single",
         prompt=[Message(role=str(m.get("role", "user")), content=str(m.get("content", "")))
-                for m in item.prompt.messages],
+                for m in messages],
         responses=[ShownResponse(side=shown, text=texts[canonical])
                    for shown, canonical in zip(policy.SIDES, sides, strict=False)],
         attributes=[Attribute.model_validate(a) for a in project.attributes],

@@ -107,7 +107,8 @@ ResearcherDep = Annotated[User, Depends(_require(Role.ADMIN, Role.RESEARCHER))]
 AnnotatorDep = Annotated[User, Depends(_require(Role.ADMIN, Role.ANNOTATOR))]
 
 
-async def project_for_user(request: Request, project_id: int, user: CurrentUser, session: SessionDep) -> Project:
+async def project_for_user(request: Request, project_id: int, user: CurrentUser,
+                           session: SessionDep) -> Project:
     """The project, if the user may see it: admins see all, others only where they are members.
 
     Usually read already, with the user (optional_user); async, so checking it costs no threadpool trip.
