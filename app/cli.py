@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from sqlalchemy.orm import Session, sessionmaker
@@ -110,20 +110,47 @@ def db_current() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option()] = None, port: Annotated[int | None, typer.Option()] = None
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="web processes, each with its own connection pool (default: PREFSTUDIO_WORKERS or 1)",
+    )] = None,
+    access_log: Annotated[bool, typer.Option(
+        "--access-log/--no-access-log", help="log every request (a proxy in front usually does)",
+    )] = True,
 ) -> None:
     """Run the web server (starts the embedded Postgres when no database URL is set)."""
     import uvicorn
 
-    from app.main import DatabaseNotMigrated, create_app
-
     settings = get_settings()
     with database(settings) as url:
-        try:
-            web = create_app(settings.model_copy(update={"database_url": url}))
-        except DatabaseNotMigrated as exc:
-            fail(str(exc))
-        uvicorn.run(web, host=host or settings.host, port=port or settings.port, log_level="info")
+        target, options = uvicorn_config(settings.model_copy(update={"database_url": url}), host=host,
+                                         port=port, workers=workers, access_log=access_log)
+        uvicorn.run(target, **options)
+
+
+def uvicorn_config(settings: Settings, *, host: str | None = None, port: int | None = None,
+                   workers: int | None = None, access_log: bool = True) -> tuple[Any, dict[str, Any]]:
+    """What `serve` hands to uvicorn.run: the app itself for one process; for several, the factory's
+    import string, since each worker process builds its own app (and pool) from PREFSTUDIO_* variables.
+
+    Fails (exit 1) on an unmigrated database before any worker starts.
+    """
+    from app.main import DatabaseNotMigrated, create_app
+
+    count = workers or settings.workers
+    options: dict[str, Any] = {"host": host or settings.host, "port": port or settings.port,
+                               "log_level": "info", "access_log": access_log}
+    try:
+        web = create_app(settings)
+    except DatabaseNotMigrated as exc:
+        fail(str(exc))
+    if count == 1:
+        return web, options
+    web.state.session_factory.kw["bind"].dispose()  # only checked the schema; the workers build their own
+    os.environ["PREFSTUDIO_DATABASE_URL"] = settings.database_url or ""
+    os.environ["PREFSTUDIO_DATA_DIR"] = str(settings.data_dir)
+    return "app.main:create_app", {**options, "factory": True, "workers": count}
 
 
 @app.command()

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".prefstudio")
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(default=1, ge=1, description="web processes of `prefstudio serve`")
     secret_key: str = Field(
         default="", description="keys annotator pseudonyms; empty: generated once into the data dir"
     )
@@ -28,6 +29,8 @@ class Settings(BaseSettings):
     max_upload_mb: int = 20
     max_import_rows: int = 100_000
     generation_model: str = Field(default="", description="HF id or path; empty: bundled SmolLM2")
+    db_pool_size: int = Field(default=10, ge=1, description="connections each web process keeps open")
+    db_max_overflow: int = Field(default=10, ge=0, description="extra connections a web process may open")
     worker_poll_seconds: float = 1.0
     job_lease_seconds: int = 600
 

@@ -29,6 +29,7 @@ from app.projects.routes import api as projects_api
 from app.projects.routes import router as projects_router
 from app.web import handlers
 from app.web.csrf import require_csrf
+from app.web.limits import ConcurrencyLimit
 from app.web.security import SecurityHeaders
 from app.web.templating import ROOT
 
@@ -43,7 +44,8 @@ class DatabaseNotMigrated(RuntimeError):
 def _default_session_factory(settings: Settings) -> sessionmaker[Session]:
     if not settings.database_url:
         raise RuntimeError("no database URL: start the app with `prefstudio serve`, which starts Postgres")
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
+                         max_overflow=settings.db_max_overflow)
     if not migrate.is_up_to_date(engine):
         engine.dispose()
         raise DatabaseNotMigrated(
@@ -67,6 +69,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.session_factory = session_factory or _default_session_factory(settings)
+    app.add_middleware(ConcurrencyLimit, limit=settings.db_pool_size + settings.db_max_overflow)
     app.add_middleware(SecurityHeaders)
     handlers.install(app)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")

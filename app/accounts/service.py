@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -93,8 +93,9 @@ def end_session(session: Session, raw_token: str) -> None:
     session.execute(delete(AuthSession).where(AuthSession.token_hash == token_digest(raw_token)))
 
 
-def user_for_session(session: Session, raw_token: str, now: datetime) -> User | None:
-    return session.scalar(
+def session_user(raw_token: str, now: datetime) -> Select[User]:
+    """The query for the active user of a live browser session (callers may add columns to it)."""
+    return (
         select(User)
         .join(AuthSession, AuthSession.user_id == User.id)
         .where(
@@ -105,8 +106,9 @@ def user_for_session(session: Session, raw_token: str, now: datetime) -> User | 
     )
 
 
-def user_for_api_token(session: Session, raw_token: str) -> User | None:
-    return session.scalar(
+def api_token_user(raw_token: str) -> Select[User]:
+    """The query for the active user of an unrevoked API token (callers may add columns to it)."""
+    return (
         select(User)
         .join(ApiToken, ApiToken.user_id == User.id)
         .where(
@@ -115,6 +117,14 @@ def user_for_api_token(session: Session, raw_token: str) -> User | None:
             User.is_active.is_(True),
         )
     )
+
+
+def user_for_session(session: Session, raw_token: str, now: datetime) -> User | None:
+    return session.scalar(session_user(raw_token, now))
+
+
+def user_for_api_token(session: Session, raw_token: str) -> User | None:
+    return session.scalar(api_token_user(raw_token))
 
 
 def create_api_token(session: Session, *, user: User, name: str) -> tuple[ApiToken, str]:

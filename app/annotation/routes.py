@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
 from app.accounts.models import User
@@ -109,7 +110,7 @@ def skip(request: Request, lease_id: int, project: ProjectDep, annotator: Annota
          responses={204: {"description": "nothing left to annotate in this project"},
                     403: {"model": GateOut, "description": "paused, calibration due, or calibration failed"},
                     409: {"model": AcknowledgementRequired, "description": "acknowledge guidelines first"}})
-def api_next(project: ProjectDep, annotator: AnnotatorDep, session: SessionDep) -> ItemOut | Response:
+def api_next(project: ProjectDep, annotator: AnnotatorDep, session: SessionDep) -> Response:
     """Claim (or get again) the caller's current item. Responses come in SHOWN order: answer with the
     side as shown ("a" = the first response). 409: acknowledge the new guidelines first. 403 with `status`
     calibration: answer the calibration attempt `calibration_attempt_id` first (see the calibration
@@ -120,18 +121,22 @@ def api_next(project: ProjectDep, annotator: AnnotatorDep, session: SessionDep) 
     if (stop := annotation_service.clearance(session, project=project, annotator=annotator, now=utcnow())):
         return JSONResponse(GateOut(detail=stop.detail, status=stop.status, reason=stop.reason,
                                     calibration_attempt_id=stop.attempt_id).model_dump(), status_code=403)
-    current = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
-    return current.item if current.item is not None else Response(status_code=204)
+    item = annotation_service.claim_item(session, project=project, annotator=annotator, now=utcnow())
+    return _json(item) if item is not None else Response(status_code=204)
 
 
 @api.post("/projects/{project_id}/leases/{lease_id}/judgement", name="annotation:api_judgement",
           response_model=JudgementOut, status_code=201,
           responses={200: {"model": JudgementOut, "description": "an idempotent repeat: already stored"}})
-def api_judgement(lease_id: int, body: JudgementIn, response: Response, project: ProjectDep,
-                  annotator: AnnotatorDep, session: SessionDep) -> JudgementOut:
+def api_judgement(lease_id: int, body: JudgementIn, project: ProjectDep, annotator: AnnotatorDep,
+                  session: SessionDep) -> Response:
     """Judge a leased item (choice on the SHOWN sides). The stored choice is canonical; see `swapped`."""
     result = annotation_service.record(session, lease_id=lease_id, annotator=annotator, form=body,
                                        now=utcnow(), project_id=project.id)
-    if not result.created:
-        response.status_code = 200
-    return JudgementOut.of(result.judgement)
+    return _json(JudgementOut.of(result.judgement), status_code=201 if result.created else 200)
+
+
+def _json(model: BaseModel, status_code: int = 200) -> Response:
+    """A model already built and checked by the service, serialized once (response_model only documents:
+    FastAPI would validate it a second time)."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")

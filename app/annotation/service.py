@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, joinedload, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from app.accounts.models import User
 from app.annotation.models import Choice, Judgement, Rating
@@ -22,10 +22,10 @@ from app.annotation.schemas import (
 from app.assignment import policy
 from app.assignment import service as assignment_service
 from app.assignment.models import Lease
-from app.errors import Conflict, Invalid
+from app.errors import Conflict, Invalid, NotFound, PermissionDenied
 from app.gold import service as gold_service
 from app.guidelines import service as guidelines_service
-from app.projects.models import Item, ItemKind, ItemPurpose, Project
+from app.projects.models import Candidate, Item, ItemKind, ItemPurpose, Project, Prompt
 
 LIKERT_MIN, LIKERT_MAX = 1, 7
 LIKERT_TOLERANCE = 1  # a Likert repeat within one point of the original on every attribute is consistent
@@ -56,16 +56,21 @@ def record(session: Session, *, lease_id: int, annotator: User, form: JudgementI
 
     Idempotent: a repeated idempotency key, or a second submit of a completed lease, returns the stored
     judgement. The item row is locked (assignment_service.lock_lease), so concurrent submits of one lease
-    queue up; a unique violation that slips through anyway is turned into the stored judgement too.
+    queue up; a unique violation (the key used before, on another lease) is turned into the stored
+    judgement too. The key is looked up only on those paths, so a first submit costs no extra query.
     Raises Conflict when the lease expired and was released, Invalid for a malformed judgement.
     """
-    repeat = _by_key(session, form.idempotency_key, annotator)
-    if repeat is not None:
+    try:
+        lease = assignment_service.lock_lease(session, lease_id=lease_id, annotator=annotator,
+                                              project_id=project_id)
+    except (Conflict, NotFound, PermissionDenied):
+        repeat = _by_key(session, form.idempotency_key, annotator)  # a known key answers first
+        if repeat is None:
+            raise
         return Submission(repeat, created=False)
-    lease = assignment_service.lock_lease(session, lease_id=lease_id, annotator=annotator,
-                                          project_id=project_id)
     if lease.completed_at is not None:
-        return Submission(_judgement_of(session, lease), created=False)
+        return Submission(_by_key(session, form.idempotency_key, annotator) or _judgement_of(session, lease),
+                          created=False)
     project = session.get(Project, lease.project_id)
     assert project is not None  # the lease's foreign key
     judgement = _build(lease, project, form)
@@ -132,9 +137,14 @@ def self_consistency(session: Session, *, project_id: int) -> dict[int, tuple[in
 
 def next_item(session: Session, *, project: Project, annotator: User, now: datetime) -> Workspace:
     """The annotator's current or next item in the project (claimed now), and their count so far."""
+    return Workspace(item=claim_item(session, project=project, annotator=annotator, now=now),
+                     done=done_count(session, project_id=project.id, annotator=annotator))
+
+
+def claim_item(session: Session, *, project: Project, annotator: User, now: datetime) -> ItemOut | None:
+    """The annotator's current or next item in the project (claimed now); None: nothing left."""
     lease = assignment_service.claim_next_item(session, project=project, annotator=annotator, now=now)
-    item = describe(session, lease=lease, project=project) if lease is not None else None
-    return Workspace(item=item, done=done_count(session, project_id=project.id, annotator=annotator))
+    return describe(session, lease=lease, project=project) if lease is not None else None
 
 
 def lease_workspace(session: Session, *, lease_id: int, annotator: User, project: Project) -> Workspace:
@@ -146,18 +156,23 @@ def lease_workspace(session: Session, *, lease_id: int, annotator: User, project
 
 
 def describe(session: Session, *, lease: Lease, project: Project) -> ItemOut:
-    """The leased item as the annotator sees it: responses in SHOWN order, a fresh idempotency key."""
-    item = session.scalar(
-        select(Item).where(Item.id == lease.item_id)
-        .options(joinedload(Item.prompt), joinedload(Item.candidate_a), joinedload(Item.candidate_b))
-    )
-    assert item is not None  # the lease's foreign key
-    texts = {"a": item.candidate_a.text, "b": item.candidate_b.text if item.candidate_b else ""}
-    sides = policy.shown_order(lease.swapped) if item.kind == ItemKind.PAIR else ("a",)
+    """The leased item as the annotator sees it: responses in SHOWN order, a fresh idempotency key.
+
+    Plain columns, not ORM objects: every next-item request runs this, and loading four objects costs
+    about twice as much.
+    """
+    a, b = aliased(Candidate), aliased(Candidate)
+    kind, messages, text_a, text_b = session.execute(
+        select(Item.kind, Prompt.messages, a.text, b.text).join(Prompt, Prompt.id == Item.prompt_id)
+        .join(a, a.id == Item.candidate_a_id).outerjoin(b, b.id == Item.candidate_b_id)
+        .where(Item.id == lease.item_id)
+    ).one()
+    texts = {"a": text_a, "b": text_b or ""}
+    sides = policy.shown_order(lease.swapped) if kind == ItemKind.PAIR else ("a",)
     return ItemOut(
-        lease_id=lease.id, item_id=item.id, kind="pair" if item.kind == ItemKind.PAIR else "single",
+        lease_id=lease.id, item_id=lease.item_id, kind="pair" if kind == ItemKind.PAIR else "single",
         prompt=[Message(role=str(m.get("role", "user")), content=str(m.get("content", "")))
-                for m in item.prompt.messages],
+                for m in messages],
         responses=[ShownResponse(side=shown, text=texts[canonical])
                    for shown, canonical in zip(policy.SIDES, sides, strict=False)],
         attributes=[Attribute.model_validate(a) for a in project.attributes],

@@ -80,10 +80,9 @@ def judged_count(session: Session, *, project_id: int, annotator_id: int) -> int
 
 
 def _claim_regular(session: Session, project: Project, annotator: User, now: datetime) -> Lease | None:
-    item = session.scalar(next_open_item(project, annotator).with_for_update(skip_locked=True))
+    item = take_slot(session, next_open_item(project, annotator))
     if item is None:
         return None
-    item.open_slots -= 1
     # Only a pair has sides to swap; a Likert single is always shown as it is.
     swapped = item.kind == ItemKind.PAIR and policy.swap_sides(item.id, annotator.id)
     lease = Lease(item=item, annotator_id=annotator.id, project_id=project.id, swapped=swapped,
@@ -148,6 +147,19 @@ _CLAIMS: dict[str, Callable[[Session, Project, User, datetime], Lease | None]] =
     "regular": _claim_regular, "gold": _claim_gold, "repeat": _claim_repeat}
 
 
+def take_slot(session: Session, candidates: Select[Item]) -> Item | None:
+    """Take one open slot of the first item `candidates` yields that no one else holds locked, or None.
+
+    One statement (UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING): the item is
+    locked, re-checked and decremented in a single round trip.
+    """
+    picked = candidates.with_only_columns(Item.id).with_for_update(skip_locked=True).correlate(None)
+    return session.scalar(
+        update(Item).where(Item.id == picked.scalar_subquery()).values(open_slots=Item.open_slots - 1)
+        .returning(Item)
+    )
+
+
 def release_expired(session: Session, *, project_id: int, now: datetime) -> int:
     """Delete the project's expired, uncompleted leases and give their slots back; returns how many.
 
@@ -176,7 +188,10 @@ def get_lease(session: Session, *, lease_id: int, annotator: User, project_id: i
 
     A lease that is gone was released after it expired, so that is a Conflict, not a NotFound.
     """
-    lease = session.get(Lease, lease_id)
+    return _owned(session.get(Lease, lease_id), annotator=annotator, project_id=project_id)
+
+
+def _owned(lease: Lease | None, *, annotator: User, project_id: int | None) -> Lease:
     if lease is None:
         raise Conflict(TIME_RAN_OUT)
     if project_id is not None and lease.project_id != project_id:
@@ -187,21 +202,20 @@ def get_lease(session: Session, *, lease_id: int, annotator: User, project_id: i
 
 
 def lock_lease(session: Session, *, lease_id: int, annotator: User, project_id: int | None = None) -> Lease:
-    """get_lease, with the item row locked FOR UPDATE and the lease read again after the lock.
+    """get_lease, with the item row locked FOR UPDATE and the lease read after the lock.
 
-    The second read sees what a concurrent submit, skip or release committed while we waited, so two
-    submits of one lease run one after the other and the second finds the lease completed.
+    The read after the lock sees what a concurrent submit, skip or release committed while we waited, so
+    two submits of one lease run one after the other and the second finds the lease completed. (Someone
+    else's lease gets its item locked too before the refusal; the request then rolls back.)
     """
     session.flush()
-    lease = get_lease(session, lease_id=lease_id, annotator=annotator, project_id=project_id)
-    session.execute(select(Item.id).where(Item.id == lease.item_id).with_for_update())
+    session.execute(select(Item.id).join(Lease, Lease.item_id == Item.id).where(Lease.id == lease_id)
+                    .with_for_update(of=Item))
     fresh = session.scalar(
         select(Lease).where(Lease.id == lease_id).options(joinedload(Lease.item))
         .execution_options(populate_existing=True)
     )
-    if fresh is None:
-        raise Conflict(TIME_RAN_OUT)
-    return fresh
+    return _owned(fresh, annotator=annotator, project_id=project_id)
 
 
 def complete(session: Session, *, lease: Lease, now: datetime) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.accounts import service as accounts_service
 from app.accounts.models import Role, User
@@ -26,25 +28,41 @@ class Viewer:
     role: Role
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's unit of work: committed before the response is sent (scope="function")."""
-    with unit_of_work(request.app.state.session_factory) as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's unit of work: committed before the response is sent (scope="function").
+
+    Async, so opening it costs no trip through the threadpool: a session connects on its first query.
+    Committing (or rolling back) talks to Postgres, so that part runs in the threadpool.
+    """
+    unit = unit_of_work(request.app.state.session_factory)
+    session = unit.__enter__()
+    try:
         yield session
+    except BaseException as exc:
+        if not await run_in_threadpool(unit.__exit__, type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await run_in_threadpool(unit.__exit__, None, None, None)
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def optional_user(request: Request, session: SessionDep) -> User | None:
+    """The signed-in user (bearer token or session cookie), or None.
+
+    On a route with a project_id in its path, the same query reads the project and the membership too
+    (kept in request.state for project_for_user), so signing in and the project check cost one query.
+    """
     auth = request.headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
-        user = accounts_service.user_for_api_token(session, auth[7:].strip())
+        user = _find_user(request, session, accounts_service.api_token_user(auth[7:].strip()))
         if user is None:
             raise NotAuthenticated("the API token is unknown, revoked, or its user is disabled")
         request.state.auth = "token"
     else:
         raw = request.cookies.get(SESSION_COOKIE)
-        user = accounts_service.user_for_session(session, raw, utcnow()) if raw else None
+        user = _find_user(request, session, accounts_service.session_user(raw, utcnow())) if raw else None
         request.state.auth = "cookie" if user else None
     if user is not None:
         # A plain copy for templates: error pages render after the unit of work has rolled back.
@@ -52,7 +70,20 @@ def optional_user(request: Request, session: SessionDep) -> User | None:
     return user
 
 
-def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+def _find_user(request: Request, session: Session, users: Select[User]) -> User | None:
+    raw = request.path_params.get("project_id")
+    project_id = int(raw) if isinstance(raw, str) and raw.isascii() and raw.isdigit() else 0
+    if not 0 < project_id < 2**31:  # not a project id Postgres can hold: project_for_user will say so
+        return session.scalar(users)
+    found = projects_service.user_with_access(session, users, project_id=project_id)
+    if found is None:
+        return None
+    request.state.project_access = found[1]
+    return found[0]
+
+
+# The checks below touch no database, so they are async: a sync dependency costs a threadpool trip.
+async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
         raise NotAuthenticated("please sign in")
     return user
@@ -63,7 +94,7 @@ OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 
 def _require(*roles: Role):  # type: ignore[no-untyped-def]
-    def dependency(user: CurrentUser) -> User:
+    async def dependency(user: CurrentUser) -> User:
         if user.role not in roles:
             raise PermissionDenied("your role does not allow this page")
         return user
@@ -76,9 +107,16 @@ ResearcherDep = Annotated[User, Depends(_require(Role.ADMIN, Role.RESEARCHER))]
 AnnotatorDep = Annotated[User, Depends(_require(Role.ADMIN, Role.ANNOTATOR))]
 
 
-def project_for_user(project_id: int, user: CurrentUser, session: SessionDep) -> Project:
-    """The project, if the user may see it: admins see all, others only where they are members."""
-    return projects_service.get_for_user(session, project_id=project_id, user=user)
+async def project_for_user(request: Request, project_id: int, user: CurrentUser,
+                           session: SessionDep) -> Project:
+    """The project, if the user may see it: admins see all, others only where they are members.
+
+    Usually read already, with the user (optional_user); async, so checking it costs no threadpool trip.
+    """
+    access = getattr(request.state, "project_access", None)
+    if isinstance(access, projects_service.Access) and access.project_id == project_id:
+        return projects_service.check_access(access, user)
+    return await run_in_threadpool(projects_service.get_for_user, session, project_id=project_id, user=user)
 
 
 ProjectDep = Annotated[Project, Depends(project_for_user)]
