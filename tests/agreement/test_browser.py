@@ -3,14 +3,9 @@ swaps the table in place, with no Content-Security-Policy violation."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts import service as accounts_service
@@ -20,29 +15,17 @@ from app.db import utcnow
 from app.main import create_app
 from app.web.csrf import SESSION_COOKIE
 from tests.agreement.conftest import Voted
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, serve
 from tests.factories import make_user_without_password as make_user
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
 
 
 @pytest.fixture
 def live_url(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[str]:
     """The app on 127.0.0.1, on the test's connection (requests come one at a time)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, session_factory=session_factory),
-                                           host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(settings, session_factory=session_factory)) as url:
+        yield url
 
 
 def test_sorting_the_annotator_table_in_the_browser(db: Session, voted: Voted, live_url: str) -> None:
@@ -53,7 +36,7 @@ def test_sorting_the_annotator_table_in_the_browser(db: Session, voted: Voted, l
     db.flush()
     problems: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context()
         context.add_cookies([{"name": SESSION_COOKIE, "value": cookie, "url": live_url}])
         page = context.new_page()

@@ -3,15 +3,10 @@ live server on 127.0.0.1. Rows are committed for real (the `committed` fixture e
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts import service as accounts_service
@@ -21,9 +16,9 @@ from app.db import utcnow
 from app.guidelines import service as guidelines_service
 from app.main import create_app
 from app.web.csrf import SESSION_COOKIE
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, serve
 from tests.factories import make_guideline_version, make_pair_item, make_project, make_user_without_password
 
-CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 
@@ -53,25 +48,14 @@ def world(committed: sessionmaker[Session], settings: Settings) -> Iterator[Worl
             accounts_service.start_session(db, user=u, now=utcnow(), hours=1) for u in (admin, annotator)
         ]
         ids = project.id, draft.id
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, session_factory=committed), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield World(f"http://127.0.0.1:{sock.getsockname()[1]}", *ids, *cookies)
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve(create_app(settings, session_factory=committed)) as base:
+        yield World(base, *ids, *cookies)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
