@@ -15,7 +15,6 @@ from app.db import utcnow
 from app.errors import Conflict, Invalid
 from app.gold import service as gold_service
 from app.gold.schemas import GateOut
-from app.guidelines import service as guidelines_service
 from app.guidelines.schemas import AcknowledgementRequired
 from app.projects.models import Project
 from app.web import htmx
@@ -62,11 +61,13 @@ def _next(request: Request, session: SessionDep, project: Project, annotator: Us
           notice: str = "") -> Response:
     """htmx: the next item's fragment swaps in. Without JS (or when the workspace has a gate to show,
     such as new guidelines to acknowledge): back to the workspace (303)."""
-    gated = guidelines_service.pending_acknowledgement(session, project_id=project.id, user_id=annotator.id)
-    if gated is not None or (not notice and not htmx.is_htmx(request)):
+    if not notice and not htmx.is_htmx(request):
         return htmx.redirect(request, str(request.url_for("annotation:workspace", project_id=project.id)))
-    if (stop := annotation_service.clearance(session, project=project, annotator=annotator, now=utcnow())):
-        return _stopped(request, project, stop)
+    ready = annotation_service.readiness(session, project=project, annotator=annotator, now=utcnow())
+    if ready.pending is not None:
+        return htmx.redirect(request, str(request.url_for("annotation:workspace", project_id=project.id)))
+    if ready.stop is not None:
+        return _stopped(request, project, ready.stop)
     workspace = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
     return _show(request, project, workspace, notice=notice)
 
@@ -74,11 +75,12 @@ def _next(request: Request, session: SessionDep, project: Project, annotator: Us
 @router.get("/projects/{project_id}/annotate", name="annotation:workspace")
 def workspace(request: Request, project: ProjectDep, annotator: AnnotatorDep,
               session: SessionDep) -> Response:
-    if guidelines_service.pending_acknowledgement(session, project_id=project.id, user_id=annotator.id):
+    ready = annotation_service.readiness(session, project=project, annotator=annotator, now=utcnow())
+    if ready.pending is not None:
         return htmx.redirect(request, str(request.url_for("guidelines:acknowledge_form",
                                                           project_id=project.id)))
-    if (stop := annotation_service.clearance(session, project=project, annotator=annotator, now=utcnow())):
-        return _stopped(request, project, stop)
+    if ready.stop is not None:
+        return _stopped(request, project, ready.stop)
     current = annotation_service.next_item(session, project=project, annotator=annotator, now=utcnow())
     return _show(request, project, current)
 
@@ -115,10 +117,11 @@ def api_next(project: ProjectDep, annotator: AnnotatorDep, session: SessionDep) 
     side as shown ("a" = the first response). 409: acknowledge the new guidelines first. 403 with `status`
     calibration: answer the calibration attempt `calibration_attempt_id` first (see the calibration
     endpoints)."""
-    pending = guidelines_service.pending_acknowledgement(session, project_id=project.id, user_id=annotator.id)
-    if pending is not None:
-        return JSONResponse(AcknowledgementRequired.of(pending).model_dump(mode="json"), status_code=409)
-    if (stop := annotation_service.clearance(session, project=project, annotator=annotator, now=utcnow())):
+    ready = annotation_service.readiness(session, project=project, annotator=annotator, now=utcnow())
+    if ready.pending is not None:
+        return JSONResponse(AcknowledgementRequired.of(ready.pending).model_dump(mode="json"),
+                            status_code=409)
+    if (stop := ready.stop):
         return JSONResponse(GateOut(detail=stop.detail, status=stop.status, reason=stop.reason,
                                     calibration_attempt_id=stop.attempt_id).model_dump(), status_code=403)
     item = annotation_service.claim_item(session, project=project, annotator=annotator, now=utcnow())

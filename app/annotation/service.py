@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, selectinload
 
@@ -25,6 +25,7 @@ from app.assignment.models import Lease
 from app.errors import Conflict, Invalid, NotFound, PermissionDenied
 from app.gold import service as gold_service
 from app.guidelines import service as guidelines_service
+from app.guidelines.models import GuidelineVersion
 from app.projects.models import Candidate, Item, ItemKind, ItemPurpose, Project, Prompt
 
 LIKERT_MIN, LIKERT_MAX = 1, 7
@@ -35,6 +36,15 @@ LIKERT_TOLERANCE = 1  # a Likert repeat within one point of the original on ever
 class Submission:
     judgement: Judgement
     created: bool  # False: an idempotent repeat that returned the stored judgement
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether the annotator may take an item now: nothing in the way, new guidelines to acknowledge
+    first, or a gate (paused, calibration due or failed)."""
+
+    pending: GuidelineVersion | None = None
+    stop: gold_service.Gate | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,19 @@ def skip(session: Session, *, lease_id: int, annotator: User, now: datetime,
         return
     if lease.completed_at is None:
         assignment_service.give_back(session, lease=lease, now=now)
+
+
+def readiness(session: Session, *, project: Project, annotator: User, now: datetime) -> Readiness:
+    """Guidelines to acknowledge first, else clearance(). One query in the common case (nothing to
+    acknowledge, not paused, no calibration set): it runs before every item an annotator gets."""
+    in_the_way = or_(guidelines_service.unacknowledged(project.id, annotator.id),
+                     gold_service.may_gate(project.id, annotator.id))
+    if not session.scalar(select(in_the_way)):
+        return Readiness()
+    pending = guidelines_service.pending_acknowledgement(session, project_id=project.id, user_id=annotator.id)
+    if pending is not None:
+        return Readiness(pending=pending)
+    return Readiness(stop=clearance(session, project=project, annotator=annotator, now=now))
 
 
 def clearance(session: Session, *, project: Project, annotator: User,

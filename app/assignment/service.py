@@ -51,17 +51,16 @@ def claim_next_item(session: Session, *, project: Project, annotator: User, now:
     are interleaved at the project's rates (gold_service.serve_kind, deterministic per annotator and
     number of items judged). None: nothing left.
     """
-    release_expired(session, project_id=project.id, now=now)
-    live = session.scalar(
-        select(Lease)
-        .where(Lease.project_id == project.id, Lease.annotator_id == annotator.id,
-               Lease.completed_at.is_(None), Lease.expires_at > now)
-        .order_by(Lease.id)
-        .limit(1)
-    )
-    if live is not None:
-        return live  # a reload shows the same item instead of spending another slot
-    judged = judged_count(session, project_id=project.id, annotator_id=annotator.id)
+    live = (select(Lease.id).where(Lease.project_id == project.id, Lease.annotator_id == annotator.id,
+                                   Lease.completed_at.is_(None), Lease.expires_at > now)
+            .order_by(Lease.id).limit(1).scalar_subquery())
+    expired, live_id, judged = session.execute(  # one round trip for the three questions
+        select(exists(_expired(project.id, now)), live, _judged(project.id, annotator.id).scalar_subquery())
+    ).one()
+    if expired:
+        release_expired(session, project_id=project.id, now=now)
+    if live_id is not None:
+        return session.get(Lease, live_id)  # a reload shows the same item instead of spending another slot
     kind = gold_service.serve_kind(project, annotator_id=annotator.id, judged=judged)
     for option in gold_service.fallbacks(kind):
         lease = _CLAIMS[option](session, project, annotator, now)
@@ -70,13 +69,17 @@ def claim_next_item(session: Session, *, project: Project, annotator: User, now:
     return None
 
 
-def judged_count(session: Session, *, project_id: int, annotator_id: int) -> int:
-    """How many items (gold and repeats included) the annotator has judged in the project."""
-    return session.scalar(
-        select(func.count(Lease.id))
-        .where(Lease.project_id == project_id, Lease.annotator_id == annotator_id,
-               Lease.completed_at.is_not(None), ~Lease.skipped)  # as in ix_leases_judged
-    ) or 0
+def _judged(project_id: int, annotator_id: int) -> Select[int]:
+    """The items (gold and repeats included) the annotator has judged in the project, counted."""
+    return select(func.count(Lease.id)).where(
+        Lease.project_id == project_id, Lease.annotator_id == annotator_id,
+        Lease.completed_at.is_not(None), ~Lease.skipped)  # as in ix_leases_judged
+
+
+def _expired(project_id: int, now: datetime) -> Select[int]:
+    """The project's leases whose time ran out before they were judged or skipped."""
+    return select(Lease.id).where(Lease.project_id == project_id, Lease.completed_at.is_(None),
+                                  Lease.expires_at <= now)
 
 
 def _claim_regular(session: Session, project: Project, annotator: User, now: datetime) -> Lease | None:
@@ -166,15 +169,16 @@ def release_expired(session: Session, *, project_id: int, now: datetime) -> int:
     Never waits: an item locked by another transaction (being claimed or judged right now) is left for a
     later call. Cheap when nothing has expired (one probe of the partial index ix_leases_expiring).
     """
-    expired = (Lease.project_id == project_id, Lease.completed_at.is_(None), Lease.expires_at <= now)
-    items = select(Lease.item_id).where(*expired)
+    expired = _expired(project_id, now).whereclause
+    assert expired is not None
+    items = select(Lease.item_id).where(expired)
     locked = list(session.scalars(
         select(Item.id).where(Item.id.in_(items)).order_by(Item.id).with_for_update(skip_locked=True)
     ))
     if not locked:
         return 0
     deleted = session.execute(
-        delete(Lease).where(*expired, Lease.item_id.in_(locked)).returning(Lease.item_id, Lease.takes_slot)
+        delete(Lease).where(expired, Lease.item_id.in_(locked)).returning(Lease.item_id, Lease.takes_slot)
     ).all()
     released = Counter(item_id for item_id, takes_slot in deleted if takes_slot)
     for item_id, count in released.items():

@@ -30,13 +30,13 @@ from app.gold.schemas import (
 from app.projects.models import Item, ItemKind, ItemPurpose, Project
 
 
-def _calibration_items(project_id: int) -> Select[int]:
+def calibration_items(project_id: int) -> Select[int]:
     return (select(Item.id).join(GoldAnswer, GoldAnswer.item_id == Item.id)
             .where(Item.project_id == project_id, Item.purpose == ItemPurpose.CALIBRATION))
 
 
 def has_items(session: Session, *, project_id: int) -> bool:
-    return session.scalar(_calibration_items(project_id).limit(1)) is not None
+    return session.scalar(calibration_items(project_id).limit(1)) is not None
 
 
 def participants(project_id: int) -> Select[int]:
@@ -93,7 +93,7 @@ def open_or_start(session: Session, *, project: Project, user_id: int, retries_l
     if current is not None:
         return current
     number = 1 + attempt_count(session, project_id=project.id, user_id=user_id)
-    items = policy.calibration_order(list(session.scalars(_calibration_items(project.id))),
+    items = policy.calibration_order(list(session.scalars(calibration_items(project.id))),
                                      user_id=user_id, number=number)
     attempt = CalibrationAttempt(project_id=project.id, user_id=user_id, number=number, item_ids=items,
                                  pass_mark=project.calibration_pass, retries_left=max(retries_left, 0),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, joinedload
 
@@ -163,6 +163,15 @@ def score_gold(session: Session, *, project: Project, item_id: int, annotator_id
     if stored is not None:
         standing.review(session, project=project, user_id=annotator_id, now=now)
     return correct
+
+
+def may_gate(project_id: int, user_id: int) -> ColumnElement[bool]:
+    """SQL: gate() may stop this user (paused, or the project has a calibration set); false means it
+    surely returns None, so callers can skip it."""
+    paused = select(AnnotatorStanding.user_id).where(AnnotatorStanding.project_id == project_id,
+                                                     AnnotatorStanding.user_id == user_id,
+                                                     AnnotatorStanding.status == StandingStatus.PAUSED)
+    return exists(paused) | exists(calibration.calibration_items(project_id))
 
 
 def gate(session: Session, *, project: Project, user_id: int, required_since: datetime | None,

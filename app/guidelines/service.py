@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
@@ -35,6 +35,17 @@ def pending_acknowledgement(session: Session, *, project_id: int, user_id: int) 
     query = (select(GuidelineVersion).join(active, active.c.id == GuidelineVersion.id).where(~acknowledged)
              .options(joinedload(GuidelineVersion.published_by)))
     return session.scalar(query)
+
+
+def unacknowledged(project_id: int, user_id: int) -> ColumnElement[bool]:
+    """SQL: the project has a published version and this user has not acknowledged the newest one (the
+    test pending_acknowledgement makes, as an expression to fold into a larger query)."""
+    active = (select(GuidelineVersion.id).where(GuidelineVersion.project_id == project_id,
+                                                 GuidelineVersion.published_at.is_not(None))
+              .order_by(GuidelineVersion.number.desc()).limit(1).scalar_subquery())
+    acknowledged = select(GuidelineAcknowledgement.id).where(GuidelineAcknowledgement.version_id == active,
+                                                             GuidelineAcknowledgement.user_id == user_id)
+    return active.is_not(None) & ~acknowledged.exists()
 
 
 def recalibration_since(session: Session, *, project_id: int) -> datetime | None:

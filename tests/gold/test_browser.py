@@ -62,10 +62,11 @@ def test_calibration_by_keyboard_then_real_work(db: Session, live_url: str, tmp_
             page.evaluate("() => { document.body.dataset.loaded = 'once'; }")  # gone if the page reloads
             for n, right in enumerate([True, False, True]):
                 sync_api.expect(page.locator(".workspace")).to_contain_text(f"Item {n + 1} of 3")
+                shown = page.locator(".prompt-panel").inner_text().split("calibration ")[1].strip()
                 _answer_with_keys(page, right=right)
                 feedback = page.locator(".feedback")
                 sync_api.expect(feedback).to_contain_text("Correct" if right else "Not the expected answer")
-                sync_api.expect(feedback.locator(".explanation strong")).to_have_text(f"number {n}")
+                sync_api.expect(feedback.locator(".explanation strong")).to_have_text(f"number {shown}")
                 page.keyboard.press("Enter")  # the focused "Next item" / "See the result" link
             sync_api.expect(page.locator("#result-heading")).to_have_text("Calibration passed")
             assert page.evaluate("() => document.body.dataset.loaded") == "once"
