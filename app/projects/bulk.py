@@ -26,6 +26,9 @@ def allocate_ids(session: Session, table: str, n: int) -> list[int]:
     return sorted(ids)
 
 
+EMPTY_JSON = "{}"  # COPY's text format takes JSON text as it is: no dump per row for a constant
+
+
 def jsonb(value: Any) -> Jsonb:
     return Jsonb(value)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from sqlalchemy import Select, distinct, func, select, update
+from sqlalchemy import ARRAY, Select, String, any_, bindparam, distinct, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -31,7 +31,6 @@ from app.projects.models import (
 from app.projects.schemas import QUALITY_FIELDS, ImportResult, ProjectCreate, ProjectUpdate
 
 IMPORT_CONFIG_KEY = "import"
-_LOOKUP_CHUNK = 5000
 CANDIDATE_COLUMNS = ("id", "prompt_id", "text", "source", "config_key", "sample_index", "model", "revision",
                      "params")
 ITEM_COLUMNS = ("project_id", "prompt_id", "kind", "candidate_a_id", "candidate_b_id", "open_slots",
@@ -202,11 +201,12 @@ def remove_member(session: Session, *, project: Project, user_id: int, actor_id:
 
 def _known_external_ids(session: Session, project_id: int, rows: list[PromptRow]) -> list[RowError]:
     row_of = {r.external_id: r.row for r in rows if r.external_id is not None}
-    ids = list(row_of)
-    known: list[str | None] = []
-    for start in range(0, len(ids), _LOOKUP_CHUNK):
-        known += session.scalars(select(Prompt.external_id).where(
-            Prompt.project_id == project_id, Prompt.external_id.in_(ids[start:start + _LOOKUP_CHUNK])))
+    if not row_of:
+        return []
+    # One round trip whatever the file's size: the ids travel as a single array parameter.
+    known = session.scalars(select(Prompt.external_id).where(
+        Prompt.project_id == project_id,
+        Prompt.external_id == any_(bindparam("ids", list(row_of), type_=ARRAY(String)))))
     return [RowError(row_of[i], "external_id", f"{i!r} is already in this project") for i in known if i]
 
 
@@ -239,7 +239,7 @@ def _store_import(session: Session, project: Project, rows: list[PromptRow]) -> 
     candidate_ids = {prompt_id: [next(fresh) for _ in texts] for prompt_id, texts in with_candidates}
     bulk.copy_rows(session, "candidates", CANDIDATE_COLUMNS, (
         (candidate_id, prompt_id, text, CandidateSource.IMPORT.value, IMPORT_CONFIG_KEY, index, "", "",
-         bulk.jsonb({}))
+         bulk.EMPTY_JSON)
         for prompt_id, texts in with_candidates
         for index, (candidate_id, text) in enumerate(zip(candidate_ids[prompt_id], texts, strict=True))))
     items = (_plan_items(project, prompt_id, ids) for prompt_id, ids in candidate_ids.items())
