@@ -9,6 +9,7 @@ benchmark needs: one request at a time per connection, Content-Length or chunked
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 class HttpError(RuntimeError):
@@ -31,10 +32,8 @@ class Connection:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, OSError):
                 await self._writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
         self._reader = self._writer = None
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:

@@ -77,7 +77,8 @@ def seed_annotators(conn: Connection, *, project_id: int, n: int, prefix: str = 
     tokens = [(user_id, f"ps_bench_{user_id}_{uuid.uuid4().hex}") for user_id in sorted(ids)]
     conn.execute(text("INSERT INTO project_members (project_id, user_id) VALUES (:p, :u)"),
                  [{"p": project_id, "u": user_id} for user_id, _ in tokens])
-    conn.execute(text("INSERT INTO api_tokens (user_id, name, prefix, token_hash) VALUES (:u, 'bench', :pre, :h)"),
+    conn.execute(text("INSERT INTO api_tokens (user_id, name, prefix, token_hash) "
+                      "VALUES (:u, 'bench', :pre, :h)"),
                  [{"u": user_id, "pre": raw[:10], "h": token_digest(raw)} for user_id, raw in tokens])
     return tokens
 

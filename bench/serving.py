@@ -194,7 +194,8 @@ def check_database(url: str, project_id: int, overlap_k: int, created_ids: list[
             "AND NOT j.is_repeat))"), {"p": project_id, "k": overlap_k})
     engine.dispose()
     answered = set(created_ids)
-    report.check("201 responses", len(created_ids), "= stored", len(answered) == len(created_ids) == len(stored))
+    report.check("201 responses", len(created_ids), "= stored",
+                 len(answered) == len(created_ids) == len(stored))
     report.check("judgements stored but never answered 201", len(stored - answered), "0", stored == answered)
     report.check("201s not stored (lost)", len(answered - stored), "0", not answered - stored)
     report.check("(item, annotator) judged twice", twice or 0, "0", not twice)
@@ -218,12 +219,14 @@ def run_level(report: Report, port: int, pid: int, project_id: int, tokens: list
     else:
         report.note(f"  judgements/s: {rate:,.1f}")
     for name, values in (("next", stats.next_ms), ("judgement", stats.submit_ms)):
-        report.note(f"  {name:<9} median {percentile(values, 50):7.1f} ms  p95 {percentile(values, 95):7.1f} ms"
+        report.note(f"  {name:<9} median {percentile(values, 50):7.1f} ms"
+                    f"  p95 {percentile(values, 95):7.1f} ms"
                     f"  p99 {percentile(values, 99):7.1f} ms  max {max(values, default=0):7.1f} ms")
     report.check(f"p99 latency at C = {concurrency} (worse of next, judgement)", p99,
                  f"< {target_ms:.0f}", p99 < target_ms, "ms")
     report.check(f"error responses at C = {concurrency}", sum(stats.errors.values()), "0", not stats.errors)
-    report.check(f"annotators who ran out of items at C = {concurrency}", stats.ran_dry, "0", not stats.ran_dry)
+    report.check(f"annotators who ran out of items at C = {concurrency}", stats.ran_dry, "0",
+                 not stats.ran_dry)
     if stats.errors:
         report.note(f"  errors: {stats.errors}")
     judged = max(len(stats.created_ids), 1)
@@ -240,7 +243,8 @@ def main() -> int:
     args.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each level")
     args.add_argument("--items", type=int, default=40_000)
     args.add_argument("--overlap-k", type=int, default=3)
-    args.add_argument("--profile", type=Path, help="CPU-profile the server (bench/_profile.py) into this file")
+    args.add_argument("--profile", type=Path,
+                      help="CPU-profile the server (bench/_profile.py) into this file")
     opts = args.parse_args()
     levels = [int(c) for c in opts.concurrency.split(",")]
     report = Report(f"serving: uvicorn --workers {opts.workers}, k = {opts.overlap_k}, {opts.items:,} items")
