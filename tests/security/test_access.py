@@ -5,7 +5,6 @@ this project's URLs, give 404 or 403. A route without a rule fails here, naming 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -14,12 +13,10 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.main import create_app
 from app.web.csrf import ANON_COOKIE, HEADER, SESSION_COOKIE, token_for
-from tests.security import world as world_module
 from tests.security.rules import ADMIN, MEMBER, PASSES, PROJECT_ANNOTATOR, PUBLIC, RULES, Rule
 from tests.security.world import ACTORS, Visitor, World
 
@@ -62,18 +59,6 @@ def test_every_route_has_a_rule_and_every_rule_a_route() -> None:
     assert not missing, f"routes without an access rule in tests/security/rules.py: {missing}"
     stale = sorted(RULES.keys() - names)
     assert not stale, f"rules in tests/security/rules.py for routes that no longer exist: {stale}"
-
-
-@pytest.fixture
-def world(db: Session) -> World:
-    return world_module.build(db)
-
-
-@pytest.fixture
-def client(settings: Settings, session_factory: object) -> Iterator[TestClient]:
-    app = create_app(settings, session_factory=session_factory)  # type: ignore[arg-type]
-    with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
-        yield client
 
 
 def call(client: TestClient, connection: Connection, route: Route, visitor: Visitor, ids: dict[str, int],
