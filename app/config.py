@@ -25,7 +25,10 @@ class Settings(BaseSettings):
         default="", description="keys annotator pseudonyms; empty: generated once into the data dir"
     )
     session_hours: int = 12
-    secure_cookies: bool = False
+    secure_cookies: bool = Field(default=False, description="always mark cookies Secure (serving over HTTPS)")
+    trust_proxy: bool = Field(
+        default=False, description="behind a reverse proxy: trust its X-Forwarded-Proto to tell HTTPS apart"
+    )
     max_upload_mb: int = 20
     max_import_rows: int = 100_000
     generation_model: str = Field(default="", description="HF id or path; empty: bundled SmolLM2")

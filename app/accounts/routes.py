@@ -22,6 +22,7 @@ from app.errors import NotAuthenticated
 from app.web import htmx
 from app.web.csrf import ANON_COOKIE, SESSION_COOKIE, new_anon_cookie
 from app.web.deps import AdminDep, CurrentUser, OptionalUser, ResearcherDep, SessionDep
+from app.web.security import secure_cookies
 from app.web.templating import render
 
 router = APIRouter(tags=["accounts"])
@@ -44,7 +45,7 @@ def login_form(request: Request, next: str = "/") -> Response:
         request.state.anon_cookie = anon = new_anon_cookie()
     response = render(request, "accounts/login.html", {"next": _safe_next(next), "username": "", "error": ""})
     response.set_cookie(
-        ANON_COOKIE, anon, httponly=True, samesite="lax", secure=request.app.state.settings.secure_cookies
+        ANON_COOKIE, anon, httponly=True, samesite="lax", secure=secure_cookies(request)
     )
     return response
 
@@ -64,7 +65,7 @@ def login(request: Request, form: Annotated[LoginForm, Form()], session: Session
         raw,
         httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
+        secure=secure_cookies(request),
         max_age=settings.session_hours * 3600,
     )
     return response
