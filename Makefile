@@ -14,9 +14,22 @@ PYTEST_ARGS ?=
 # `make bench`: the default set (slow ones skipped); `make bench BENCH=all`; `make bench BENCH="serving scale"`.
 BENCH ?=
 
-.PHONY: install demo test lint typecheck bench clean
+.PHONY: install browser demo test lint typecheck bench clean
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# The browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
+# Installed once when missing and when we can (root with apt-get); otherwise say why those tests skip.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+		|| echo "could not install chromium: the browser tests will skip"; \
+	else \
+		echo "no /usr/bin/chromium and no root apt-get to install it: the browser tests will skip"; \
+	fi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +48,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/prefstudio demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -W error $(PYTEST_ARGS)
 
 lint: $(STAMP)

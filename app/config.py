@@ -24,8 +24,15 @@ class Settings(BaseSettings):
     secret_key: str = Field(
         default="", description="keys annotator pseudonyms; empty: generated once into the data dir"
     )
-    session_hours: int = 12
-    secure_cookies: bool = False
+    session_hours: int = Field(default=12, ge=1, description="a browser session's longest life")
+    session_idle_minutes: int = Field(default=120, ge=1, description="an unused browser session ends")
+    login_failures_per_account: int = Field(default=10, ge=1, description="failed sign-ins per window")
+    login_failures_per_address: int = Field(default=50, ge=1, description="failed sign-ins per window")
+    login_window_minutes: int = Field(default=15, ge=1)
+    secure_cookies: bool = Field(default=False, description="always mark cookies Secure (serving over HTTPS)")
+    trust_proxy: bool = Field(
+        default=False, description="behind a reverse proxy: trust its X-Forwarded-Proto to tell HTTPS apart"
+    )
     max_upload_mb: int = 20
     max_import_rows: int = 100_000
     generation_model: str = Field(default="", description="HF id or path; empty: bundled SmolLM2")

@@ -39,3 +39,8 @@ class Conflict(DomainError):
 class Invalid(DomainError):
     status_code = 422
     title = "Invalid input"
+
+
+class TooManyAttempts(DomainError):
+    status_code = 429
+    title = "Too many attempts"

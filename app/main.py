@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import migrate
 from app.accounts.routes import api as accounts_api
 from app.accounts.routes import router as accounts_router
+from app.accounts.throttle import LoginThrottle
 from app.agreement.routes import api as agreement_api
 from app.agreement.routes import router as agreement_router
 from app.annotation.routes import api as annotation_api
@@ -66,9 +67,14 @@ def create_app(
         dependencies=[Depends(require_csrf)],
         docs_url="/api/docs",
         redoc_url=None,
+        # No request body larger than an allowed upload (plus the form around it): 413 before parsing.
+        max_body_size=(settings.max_upload_mb + 1) * 1024 * 1024,
     )
     app.state.settings = settings
     app.state.session_factory = session_factory or _default_session_factory(settings)
+    app.state.login_throttle = LoginThrottle(per_account=settings.login_failures_per_account,
+                                             per_address=settings.login_failures_per_address,
+                                             window_seconds=settings.login_window_minutes * 60)
     app.add_middleware(ConcurrencyLimit, limit=settings.db_pool_size + settings.db_max_overflow)
     app.add_middleware(SecurityHeaders)
     handlers.install(app)

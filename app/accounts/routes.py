@@ -16,12 +16,14 @@ from app.accounts.schemas import (
     UserOut,
     UserRole,
 )
+from app.accounts.throttle import LoginThrottle
 from app.audit import service as audit_service
 from app.db import utcnow
-from app.errors import NotAuthenticated
+from app.errors import NotAuthenticated, TooManyAttempts
 from app.web import htmx
 from app.web.csrf import ANON_COOKIE, SESSION_COOKIE, new_anon_cookie
 from app.web.deps import AdminDep, CurrentUser, OptionalUser, ResearcherDep, SessionDep
+from app.web.security import secure_cookies
 from app.web.templating import render
 
 router = APIRouter(tags=["accounts"])
@@ -44,27 +46,35 @@ def login_form(request: Request, next: str = "/") -> Response:
         request.state.anon_cookie = anon = new_anon_cookie()
     response = render(request, "accounts/login.html", {"next": _safe_next(next), "username": "", "error": ""})
     response.set_cookie(
-        ANON_COOKIE, anon, httponly=True, samesite="lax", secure=request.app.state.settings.secure_cookies
+        ANON_COOKIE, anon, httponly=True, samesite="lax", secure=secure_cookies(request)
     )
     return response
 
 
 @router.post("/login", name="accounts:login")
 def login(request: Request, form: Annotated[LoginForm, Form()], session: SessionDep) -> Response:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = request.client.host if request.client else ""
+    context = {"next": _safe_next(form.next), "username": form.username}
     try:
+        throttle.check(username=form.username, address=address)
         user = accounts_service.authenticate(session, username=form.username, password=form.password)
+    except TooManyAttempts as exc:
+        return render(request, "accounts/login.html", {**context, "error": exc.message}, status_code=429)
     except NotAuthenticated as exc:
-        context = {"next": _safe_next(form.next), "username": form.username, "error": exc.message}
-        return render(request, "accounts/login.html", context, status_code=401)
+        throttle.failed(username=form.username, address=address)
+        return render(request, "accounts/login.html", {**context, "error": exc.message}, status_code=401)
+    throttle.succeeded(username=form.username)
     settings = request.app.state.settings
-    raw = accounts_service.start_session(session, user=user, now=utcnow(), hours=settings.session_hours)
+    raw = accounts_service.start_session(session, user=user, now=utcnow(), hours=settings.session_hours,
+                                         idle_minutes=settings.session_idle_minutes)
     response = htmx.redirect(request, _safe_next(form.next))
     response.set_cookie(
         SESSION_COOKIE,
         raw,
         httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
+        secure=secure_cookies(request),
         max_age=settings.session_hours * 3600,
     )
     return response

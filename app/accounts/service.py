@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -79,14 +79,31 @@ def authenticate(session: Session, *, username: str, password: str) -> User:
     return user
 
 
-def start_session(session: Session, *, user: User, now: datetime, hours: int) -> str:
-    """Create a browser session; returns the raw token for the cookie (only its digest is stored)."""
+def start_session(session: Session, *, user: User, now: datetime, hours: int,
+                  idle_minutes: int | None = None) -> str:
+    """Create a browser session; returns the raw token for the cookie (only its digest is stored).
+
+    `expires_at` is the idle deadline (pushed forward by touch_session while the session is used), never
+    later than `hours` after the start.
+    """
     raw = secrets.token_urlsafe(32)
-    session.add(
-        AuthSession(token_hash=token_digest(raw), user_id=user.id, expires_at=now + timedelta(hours=hours))
-    )
+    life = timedelta(hours=hours)
+    idle = min(life, timedelta(minutes=idle_minutes)) if idle_minutes else life
+    session.add(AuthSession(token_hash=token_digest(raw), user_id=user.id, created_at=now,
+                            expires_at=now + idle))
     session.flush()
     return raw
+
+
+def touch_session(session: Session, raw_token: str, *, now: datetime, hours: int, idle_minutes: int) -> None:
+    """Push a used session's idle deadline forward, capped at its lifetime. Writes only when less than
+    half the idle window is left, so a busy session costs one write per half window, not one a request."""
+    idle = timedelta(minutes=idle_minutes)
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.token_hash == token_digest(raw_token), AuthSession.expires_at < now + idle / 2)
+        .values(expires_at=func.least(now + idle, AuthSession.created_at + timedelta(hours=hours)))
+    )
 
 
 def end_session(session: Session, raw_token: str) -> None:

@@ -15,6 +15,7 @@ from app.audit import service as audit_service
 from app.errors import Invalid, NotFound
 from app.gold import calibration, policy
 from app.gold.models import AnnotatorStanding, GoldScore, StandingStatus
+from app.projects import service as projects_service
 from app.projects.models import Project, ProjectMember
 
 
@@ -59,10 +60,12 @@ def _set_status(session: Session, standing: AnnotatorStanding, status: StandingS
                          after={"status": str(status), "reason": reason, "user_id": standing.user_id})
 
 
-def _known_user(session: Session, user_id: int) -> User:
+def _known_user(session: Session, user_id: int, project: Project) -> User:
+    """The annotator `user_id` of this project: a member, or an admin (admins may annotate anywhere)."""
     user = session.get(User, user_id)
-    if user is None:
-        raise NotFound("no such user", field="user_id")
+    if user is None or (user.role != Role.ADMIN
+                        and not projects_service.is_member(session, project_id=project.id, user_id=user_id)):
+        raise NotFound("no such annotator in this project", field="user_id")
     if user.role == Role.RESEARCHER:
         raise Invalid("researchers do not annotate, so they have no standing to change", field="user_id")
     return user
@@ -71,7 +74,7 @@ def _known_user(session: Session, user_id: int) -> User:
 def pause(session: Session, *, project: Project, user_id: int, reason: str, actor: User,
           now: datetime) -> AnnotatorStanding:
     """Pause an annotator in this project by hand; pausing a paused annotator changes nothing."""
-    _known_user(session, user_id)
+    _known_user(session, user_id, project)
     standing = locked(session, project_id=project.id, user_id=user_id)
     if standing.status != StandingStatus.PAUSED:
         _set_status(session, standing, StandingStatus.PAUSED, reason, actor_id=actor.id, now=now)
@@ -82,7 +85,7 @@ def resume(session: Session, *, project: Project, user_id: int, actor: User,
            now: datetime) -> AnnotatorStanding:
     """Let a paused annotator work again. The gold items judged so far no longer count toward an
     automatic pause: the bar applies again after `gold_min` new ones. Resuming an active one is a no-op."""
-    _known_user(session, user_id)
+    _known_user(session, user_id, project)
     standing = locked(session, project_id=project.id, user_id=user_id)
     if standing.status == StandingStatus.PAUSED:
         standing.window_after_id = session.scalar(
@@ -95,7 +98,7 @@ def resume(session: Session, *, project: Project, user_id: int, actor: User,
 def grant_attempt(session: Session, *, project: Project, user_id: int, actor: User,
                   now: datetime) -> AnnotatorStanding:
     """One more calibration attempt for an annotator (audited as calibration.grant)."""
-    user = _known_user(session, user_id)
+    user = _known_user(session, user_id, project)
     standing = locked(session, project_id=project.id, user_id=user_id)
     standing.extra_attempts += 1
     standing.extra_attempts_at = now

@@ -3,7 +3,9 @@
 The token is an HMAC of the raw session cookie, so a forged cross-site request (which cannot read the
 cookie) cannot know it, and no storage is needed. Anonymous forms (login) use a random `ps_anon` cookie
 the same way. Requests that carry `Authorization: Bearer` are exempt: browsers never attach that header
-on their own. Installed as an app-wide dependency, so no state-changing route can forget it.
+on their own; so are API requests without a session cookie (nothing ambient to abuse: they get 401).
+API requests authenticated by the session cookie are not exempt. Installed as an app-wide dependency,
+so no state-changing route can forget it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ async def require_csrf(request: Request) -> None:
         return
     if request.headers.get("Authorization", "").lower().startswith("bearer "):
         return
+    if request.url.path.startswith("/api/") and SESSION_COOKIE not in request.cookies:
+        return  # no ambient credential to abuse: the route's sign-in check answers 401
     cookie = request.cookies.get(SESSION_COOKIE) or request.cookies.get(ANON_COOKIE)
     sent = request.headers.get(HEADER)
     if not sent and request.headers.get("content-type", "").startswith(

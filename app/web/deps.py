@@ -62,8 +62,13 @@ def optional_user(request: Request, session: SessionDep) -> User | None:
         request.state.auth = "token"
     else:
         raw = request.cookies.get(SESSION_COOKIE)
-        user = _find_user(request, session, accounts_service.session_user(raw, utcnow())) if raw else None
+        now = utcnow()
+        user = _find_user(request, session, accounts_service.session_user(raw, now)) if raw else None
         request.state.auth = "cookie" if user else None
+        if user is not None and raw:
+            settings = request.app.state.settings
+            accounts_service.touch_session(session, raw, now=now, hours=settings.session_hours,
+                                           idle_minutes=settings.session_idle_minutes)
     if user is not None:
         # A plain copy for templates: error pages render after the unit of work has rolled back.
         request.state.viewer = Viewer(user.id, user.username, user.display_name, user.role)

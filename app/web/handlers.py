@@ -48,11 +48,17 @@ async def domain_error(request: Request, exc: Exception) -> Response:
     return _respond(request, exc.status_code, exc.title, exc.message, errors)
 
 
+def _field_path(loc: tuple[object, ...] | list[object]) -> list[object]:
+    """The field's path without where it came from: ("body", "body") is the field named "body"."""
+    parts = list(loc)
+    return parts[1:] if parts and parts[0] in ("body", "query", "path", "header", "cookie") else parts
+
+
 async def validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
-            "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
+            "field": ".".join(str(p) for p in _field_path(e["loc"])),
             "message": e["msg"],
         }
         for e in exc.errors()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
@@ -32,3 +33,18 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def is_https(request: Request) -> bool:
+    """Whether the browser reached us over HTTPS: directly, or through a trusted proxy that says so."""
+    if request.url.scheme == "https":
+        return True
+    if not request.app.state.settings.trust_proxy:
+        return False  # anyone can send the header: believe it only from a proxy we were told about
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    return forwarded.split(",")[0].strip().lower() == "https"
+
+
+def secure_cookies(request: Request) -> bool:
+    """Mark cookies Secure when configured to, or when this request came over HTTPS."""
+    return bool(request.app.state.settings.secure_cookies) or is_https(request)
