@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,6 +59,13 @@ def _default_session_factory(settings: Settings) -> sessionmaker[Session]:
     return make_session_factory(engine)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    if app.state.owns_engine:  # an engine the app made itself goes with it (tests start many apps)
+        app.state.session_factory.kw["bind"].dispose()
+
+
 def create_app(
     settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None
 ) -> FastAPI:
@@ -69,8 +79,10 @@ def create_app(
         redoc_url=None,
         # No request body larger than an allowed upload (plus the form around it): 413 before parsing.
         max_body_size=(settings.max_upload_mb + 1) * 1024 * 1024,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.state.owns_engine = session_factory is None
     app.state.session_factory = session_factory or _default_session_factory(settings)
     app.state.login_throttle = LoginThrottle(per_account=settings.login_failures_per_account,
                                              per_address=settings.login_failures_per_address,
