@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +20,14 @@ log = logging.getLogger(__name__)
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
+
+
+def _current_path(request: Request) -> str:
+    """The path of the page an htmx request came from (same origin only), else the request's own."""
+    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    if current.path.startswith("/") and current.netloc in ("", request.url.netloc):
+        return current.path
+    return request.url.path
 
 
 def _respond(
@@ -40,8 +48,11 @@ def _respond(
 
 async def domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    if isinstance(exc, NotAuthenticated) and not _is_api(request) and request.method == "GET":
-        return htmx.redirect(request, f"/login?next={quote(request.url.path)}")
+    if isinstance(exc, NotAuthenticated) and not _is_api(request):
+        if request.method == "GET":
+            return htmx.redirect(request, f"/login?next={quote(request.url.path)}")
+        if htmx.is_htmx(request):  # e.g. a submit after the session ended: sign in, then back to the page
+            return htmx.redirect(request, f"/login?next={quote(_current_path(request))}")
     errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
     if isinstance(exc.details, list):
         errors = exc.details
