@@ -204,7 +204,8 @@ def test_an_unsent_judgement_survives_an_expired_session(browser: Any, study: St
         assert page.locator('input[name="rating_correctness"][value="6"]').is_checked()
         page.locator("#rationale").focus()
         page.keyboard.press("Control+Enter")
-        page.wait_for_function("(old) => document.querySelector('.prompt-panel').innerText !== old", arg=prompt)
+        page.wait_for_function("(old) => document.querySelector('.prompt-panel').innerText !== old",
+                               arg=prompt)
     with committed() as db:
         judgement = db.scalars(select(Judgement)).one()
         assert judgement.rationale == "kept across the sign-in"
