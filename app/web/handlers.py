@@ -7,7 +7,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -94,8 +94,21 @@ async def database_down(request: Request, exc: Exception) -> Response:
     return response
 
 
+def _too_large(value: object) -> bool:
+    return isinstance(value, str) and value.isascii() and value.isdigit() and int(value) >= 2**31
+
+
+async def out_of_range(request: Request, exc: Exception) -> Response:
+    """A number Postgres cannot hold (ids are 32-bit): no such object in the path, else invalid input."""
+    log.info("out-of-range value: %s", exc)
+    if any(_too_large(v) for v in request.path_params.values()):
+        return _respond(request, 404, "Not found", "no such object: the id is out of range")
+    return _respond(request, 422, "Invalid input", "a number in the request is out of range")
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(OperationalError, database_down)
+    app.add_exception_handler(DataError, out_of_range)
