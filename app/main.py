@@ -31,7 +31,7 @@ from app.guidelines.routes import api as guidelines_api
 from app.guidelines.routes import router as guidelines_router
 from app.projects.routes import api as projects_api
 from app.projects.routes import router as projects_router
-from app.web import handlers
+from app.web import handlers, openapi
 from app.web.csrf import require_csrf
 from app.web.limits import ConcurrencyLimit
 from app.web.security import SecurityHeaders
@@ -90,6 +90,7 @@ def create_app(
     app.add_middleware(ConcurrencyLimit, limit=settings.db_pool_size + settings.db_max_overflow)
     app.add_middleware(SecurityHeaders)
     handlers.install(app)
+    openapi.install(app)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     routers = (accounts_router, projects_router, generation_router, annotation_router, export_router,
                guidelines_router, audit_router, gold_router, agreement_router)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -20,6 +20,14 @@ log = logging.getLogger(__name__)
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
+
+
+def _current_path(request: Request) -> str:
+    """The path of the page an htmx request came from (same origin only), else the request's own."""
+    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    if current.path.startswith("/") and current.netloc in ("", request.url.netloc):
+        return current.path
+    return request.url.path
 
 
 def _respond(
@@ -40,8 +48,11 @@ def _respond(
 
 async def domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    if isinstance(exc, NotAuthenticated) and not _is_api(request) and request.method == "GET":
-        return htmx.redirect(request, f"/login?next={quote(request.url.path)}")
+    if isinstance(exc, NotAuthenticated) and not _is_api(request):
+        if request.method == "GET":
+            return htmx.redirect(request, f"/login?next={quote(request.url.path)}")
+        if htmx.is_htmx(request):  # e.g. a submit after the session ended: sign in, then back to the page
+            return htmx.redirect(request, f"/login?next={quote(_current_path(request))}")
     errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
     if isinstance(exc.details, list):
         errors = exc.details
@@ -83,8 +94,21 @@ async def database_down(request: Request, exc: Exception) -> Response:
     return response
 
 
+def _too_large(value: object) -> bool:
+    return isinstance(value, str) and value.isascii() and value.isdigit() and int(value) >= 2**31
+
+
+async def out_of_range(request: Request, exc: Exception) -> Response:
+    """A number Postgres cannot hold (ids are 32-bit): no such object in the path, else invalid input."""
+    log.info("out-of-range value: %s", exc)
+    if any(_too_large(v) for v in request.path_params.values()):
+        return _respond(request, 404, "Not found", "no such object: the id is out of range")
+    return _respond(request, 422, "Invalid input", "a number in the request is out of range")
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(OperationalError, database_down)
+    app.add_exception_handler(DataError, out_of_range)

@@ -6,17 +6,19 @@ downloads an export. A failing step saves a screenshot (its path is printed)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts import service as accounts_service
-from app.accounts.models import Role, User
+from app.accounts.models import AuthSession, Role, User
 from app.annotation.models import Judgement
 from app.config import Settings
 from app.db import utcnow
@@ -172,3 +174,41 @@ def test_annotator_admin_and_researcher_in_the_browser(browser: Any, study: Stud
         rows = [json.loads(line) for line in Path(download.path()).read_text().splitlines() if line]
     assert download.suggested_filename.endswith(".jsonl") and len(rows) == 2
     assert not watch.problems, watch.problems
+
+
+def test_an_unsent_judgement_survives_an_expired_session(browser: Any, study: Study, tmp_path: Path,
+                                                         committed: sessionmaker[Session]) -> None:
+    page, watch = watched_page(browser, study.base, None)
+    workspace = f"{study.base}/projects/{study.likert}/annotate"
+    with snapshot_on_failure(page, tmp_path, "expired-session"):
+        _sign_in(page, study)
+        page.goto(workspace)
+        prompt = page.locator(".prompt-panel").inner_text()
+        page.keyboard.press("5")
+        page.keyboard.press("6")
+        page.locator("#rationale").focus()
+        page.keyboard.type("kept across the sign-in")
+        with committed() as db, db.begin():  # the session ends while the annotator is mid-item
+            db.execute(update(AuthSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        page.keyboard.press("Control+Enter")
+        page.wait_for_url(re.compile(r".*/login\?next=/projects/\d+/annotate$"))
+        page.keyboard.type(study.annotator)
+        page.keyboard.press("Tab")
+        page.keyboard.type(PASSWORD)
+        page.keyboard.press("Enter")
+        page.wait_for_url(workspace)
+        assert page.locator(".prompt-panel").inner_text() == prompt  # the same item, still leased
+        sync_api.expect(page.locator(".draft-restored")).to_be_visible()
+        assert page.locator("#rationale").input_value() == "kept across the sign-in"
+        assert page.locator('input[name="rating_helpfulness"][value="5"]').is_checked()
+        assert page.locator('input[name="rating_correctness"][value="6"]').is_checked()
+        page.locator("#rationale").focus()
+        page.keyboard.press("Control+Enter")
+        page.wait_for_function("(old) => document.querySelector('.prompt-panel').innerText !== old",
+                               arg=prompt)
+    with committed() as db:
+        judgement = db.scalars(select(Judgement)).one()
+        assert judgement.rationale == "kept across the sign-in"
+    drafts = page.evaluate("() => Object.keys(sessionStorage).filter(k => k.startsWith('prefstudio:'))")
+    assert drafts == []  # stored: the draft is gone
+    assert [p for p in watch.problems if "401" not in p] == []

@@ -137,3 +137,17 @@ def test_text_fields_have_length_limits(app_client: TestClient, db: Session) -> 
     response = app_client.post(f"/api/v1/projects/{project.id}/leases/1/judgement", headers=headers,
                                json={"choice": "a", "strength": 1, "rationale": "r" * 5001})
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "rationale"
+
+
+def test_numbers_past_32_bits_are_refused_cleanly(app_client: TestClient, db: Session) -> None:
+    headers = bearer(db, make_user_without_password(db, Role.ADMIN))
+    project = make_project(db)
+    huge = 2**40
+    for path in (f"/api/v1/projects/{huge}", f"/api/v1/users/{huge}/role",
+                 f"/api/v1/projects/{project.id}/guidelines/versions/{huge}"):
+        method = "POST" if path.endswith("/role") else "GET"
+        response = app_client.request(method, path, headers=headers, json={"role": "researcher"})
+        assert response.status_code == 404, (path, response.text)
+    response = app_client.post(f"/api/v1/projects/{project.id}/members", headers=headers,
+                               json={"user_id": huge})
+    assert response.status_code == 422 and "out of range" in response.json()["detail"]
