@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import distinct, func, select, text
+from sqlalchemy import Engine, distinct, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts.models import User
@@ -71,8 +71,10 @@ class Run:
             return
         assert self.factory is not None
         with self.factory() as session:
-            # One snapshot for the census and every line; closing rolls back, nothing could be written.
-            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            if isinstance(session.get_bind(), Engine):  # not when joined to an open transaction (tests)
+                # One snapshot for the census, Dawid-Skene's first pass and every line.
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            session.execute(text("SET TRANSACTION READ ONLY"))  # closing rolls back; nothing is written
             yield from self._lines(session)
 
     def _lines(self, session: Session) -> Iterator[str]:

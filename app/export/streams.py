@@ -49,6 +49,9 @@ def lines(session: Session, ctx: Context, tally: Tally) -> Iterator[str]:
     if fmt is ExportFormat.RATINGS:
         return _ratings(session, ctx, tally)
     writer, shape = formats.PAIR_WRITERS[fmt], Shape(ctx.options.style, ctx.options.margin)
+    if fmt is ExportFormat.KTO:  # two lines a pair
+        return (line for pref in preferences(session, ctx, tally)
+                for line in writer(pref, shape).splitlines(keepends=True))
     return (writer(pref, shape) for pref in preferences(session, ctx, tally))
 
 
