@@ -114,7 +114,9 @@ def reliable_and_spammer() -> Labels:
     items, people, choices = [], [], []
     for item, truth in enumerate("abababab"):
         for person, choice in ((1, truth), (2, truth), (3, "a")):
-            items.append(item), people.append(person), choices.append(choice)
+            items.append(item)
+            people.append(person)
+            choices.append(choice)
     for item in (10, 11):
         items += [item, item]
         people += [1, 3]
@@ -136,7 +138,8 @@ def test_dawid_skene_classes_follow_the_tie_policy() -> None:
     labels = Labels.of([1, 1, 2, 2], [5, 6, 5, 6], ["tie", "tie", "a", "a"])
     drop = dawid_skene(labels)
     assert drop.classes == CHOICES and np.argmax(drop.items[0]) == 2  # the truth can be a tie
-    assert ds_verdict(votes(("tie", None), ("tie", None)), drop.items[0], drop.classes, TiePolicy.DROP) is None
+    ties = votes(("tie", None), ("tie", None))
+    assert ds_verdict(ties, drop.items[0], drop.classes, TiePolicy.DROP) is None
     half = dawid_skene(labels, tie_policy="half")
     assert half.classes == ("a", "b") and half.items.shape == (2, 2)
     verdict = ds_verdict(votes(("a", 3), ("a", 1)), drop.items[1], drop.classes, TiePolicy.DROP)

@@ -92,8 +92,9 @@ def test_kto_writes_the_chosen_response_true_then_the_rejected_false() -> None:
 def test_hh_transcripts_fold_the_system_turn_into_the_first_human_turn() -> None:
     chat = [*CHAT, {"role": "assistant", "content": "Hi."}, {"role": "user", "content": "Again?"}]
     row = one(hh_line(Preference(**{**vars(PREF), "messages": chat})))
-    assert row["chosen"] == "\n\nHuman: Be kind.\n\nSay hi.\n\nAssistant: Hi.\n\nHuman: Again?\n\nAssistant: Go away."
-    assert row["rejected"] == "\n\nHuman: Be kind.\n\nSay hi.\n\nAssistant: Hi.\n\nHuman: Again?\n\nAssistant: Hello!"
+    transcript = "\n\nHuman: Be kind.\n\nSay hi.\n\nAssistant: Hi.\n\nHuman: Again?"
+    assert row["chosen"] == transcript + "\n\nAssistant: Go away."
+    assert row["rejected"] == transcript + "\n\nAssistant: Hello!"
     assert {k: row[k] for k in PROVENANCE} == PROVENANCE and row["margin"] == 0.6667
 
 
@@ -102,8 +103,9 @@ def test_ratings_line_has_each_attribute_mean_and_every_annotator_value() -> Non
                           attributes=["helpfulness", "safety"],
                           ratings=[("p1", {"helpfulness": 6, "safety": 7}), ("p2", {"helpfulness": 3})])
     assert one(ratings_line(rated)) == {
-        "prompt": CHAT, "response": [{"role": "assistant", "content": "Hi."}], "candidate_id": 5, "item_id": 6,
-        "prompt_id": 3, "model": "m", "n_annotators": 2, "mean": {"helpfulness": 4.5, "safety": 7.0},
+        "prompt": CHAT, "response": [{"role": "assistant", "content": "Hi."}], "candidate_id": 5,
+        "item_id": 6, "prompt_id": 3, "model": "m", "n_annotators": 2,
+        "mean": {"helpfulness": 4.5, "safety": 7.0},
         "ratings": [{"annotator": "p1", "values": {"helpfulness": 6, "safety": 7}},
                     {"annotator": "p2", "values": {"helpfulness": 3, "safety": None}}]}
     unrated = RatedResponse(**{**vars(rated), "ratings": [("p1", {"helpfulness": 2})]})

@@ -62,7 +62,8 @@ def test_browser_download_needs_the_csrf_token(app_client: TestClient, db: Sessi
 def test_unknown_format_or_bad_option_is_422_and_records_nothing(app_client: TestClient, db: Session,
                                                                  voted: Voted) -> None:
     csrf = login(app_client, db, voted.researcher)
-    response = app_client.post(f"/projects/{voted.project.id}/export", data={"csrf_token": csrf, "format": "xml"})
+    response = app_client.post(f"/projects/{voted.project.id}/export",
+                               data={"csrf_token": csrf, "format": "xml"})
     assert response.status_code == 422
     assert "content-disposition" not in response.headers
     api = app_client.get(f"/api/v1/projects/{voted.project.id}/export", params={"format": "xml"},
@@ -122,10 +123,11 @@ def test_export_page_has_the_form_with_every_option_and_a_preview(app_client: Te
     response = app_client.get(f"/projects/{voted.project.id}/export")
     assert response.status_code == 200
     page = response.text
-    assert re.search(rf'action="[^"]*/projects/{voted.project.id}/export"', page) and 'name="csrf_token"' in page
-    for name in ("format", "style", "margin", "aggregation", "tie_policy", "min_agreement", "min_gold_accuracy",
-                 "exclude_paused", "include_gold", "include_calibration", "guideline_version", "since", "until",
-                 "exclude_flags"):
+    assert re.search(rf'action="[^"]*/projects/{voted.project.id}/export"', page)
+    assert 'name="csrf_token"' in page
+    for name in ("format", "style", "margin", "aggregation", "tie_policy", "min_agreement",
+                 "min_gold_accuracy", "exclude_paused", "include_gold", "include_calibration",
+                 "guideline_version", "since", "until", "exclude_flags"):
         assert f'name="{name}"' in page, name
     for fmt in ("trl", "trl-implicit", "kto", "hh", "ratings", "raw"):
         assert f'<option value="{fmt}"' in page

@@ -8,8 +8,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.models import AuditEvent
-from app.errors import Invalid
 from app.db import utcnow
+from app.errors import Invalid
 from app.export import service as export_service
 from app.export.schemas import ExportOptions
 from app.projects.models import Mode
@@ -120,7 +120,8 @@ def plan(db: Session, voted: Voted, **options: object) -> export_service.Plan:
                                       options=ExportOptions.model_validate(options))
 
 
-def test_record_export_writes_an_audit_event_with_every_option_and_the_count(db: Session, voted: Voted) -> None:
+def test_record_export_writes_an_audit_event_with_every_option_and_the_count(db: Session,
+                                                                               voted: Voted) -> None:
     event = export_service.record_export(db, plan=plan(db, voted, format="kto", min_agreement=0.5),
                                          actor=voted.researcher, channel="api")
     stored = db.scalars(select(AuditEvent).where(AuditEvent.id == event.id)).one()
@@ -142,7 +143,8 @@ def test_summary_counts_judgements_and_voted_pairs(db: Session, voted: Voted) ->
 def test_a_run_reads_in_its_own_session_and_blocks_hold_whole_lines(
         db: Session, voted: Voted, session_factory: sessionmaker[Session]) -> None:
     lines = list(export_service.stream_export(db, project_id=voted.project.id, fmt="raw", secret="k"))
-    run = export_service.start(plan(db, voted, format="raw"), factory=session_factory, secret="k", now=utcnow())
+    run = export_service.start(plan(db, voted, format="raw"), factory=session_factory, secret="k",
+                               now=utcnow())
     assert list(run.lines()) == lines
     blocks = list(export_service.blocks(iter(lines), block_chars=len(lines[0]) * 3))
     assert 1 < len(blocks) < len(lines)
