@@ -133,11 +133,10 @@ def chat_messages(messages: Any) -> list[dict[str, str]]:
 
 
 def prompt_text(messages: Any) -> str:
-    """The standard (plain string) prompt: a lone user turn as is; otherwise "Role: content" paragraphs."""
-    chat = chat_messages(messages)
-    if len(chat) == 1 and chat[0]["role"] == "user":
-        return chat[0]["content"]
-    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in chat)
+    """The standard (plain string) prompt: "Role: content" paragraphs ending in "Assistant: ", so that
+    prompt + response (what TRL trains on) reads as a transcript."""
+    turns = [f"{m['role'].capitalize()}: {m['content']}" for m in chat_messages(messages)]
+    return "\n\n".join([*turns, "Assistant: "])
 
 
 def _prompt(messages: Any, style: Style) -> Any:

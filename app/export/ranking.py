@@ -75,6 +75,8 @@ def fit(wins: NDArray[np.float64], *, prior: float = PRIOR) -> NDArray[np.float6
     games = w + w.T
     total = w.sum(axis=1)
     seen = total > 0
+    if not seen.any():
+        return np.full(len(total), np.nan)
     s = np.where(seen, 1.0, 0.0)
     for _ in range(MAX_ITERATIONS):
         denom = (games / np.maximum(s[:, None] + s[None, :], 1e-300)).sum(axis=1)

@@ -50,10 +50,8 @@ def test_trl_line_puts_the_winner_in_chosen_and_keeps_the_prompt_turns() -> None
 
 def test_trl_standard_style_writes_strings_and_margin_can_be_left_out() -> None:
     row = one(trl_line(PREF, Shape(Style.STANDARD, margin=False)))
-    assert row == {"prompt": "System: Be kind.\n\nUser: Say hi.", "chosen": "Go away.", "rejected": "Hello!",
-                   **PROVENANCE}
-    lone = Preference(**{**vars(PREF), "messages": [{"role": "user", "content": "Say hi."}]})
-    assert one(trl_line(lone, Shape(Style.STANDARD)))["prompt"] == "Say hi."
+    assert row == {"prompt": "System: Be kind.\n\nUser: Say hi.\n\nAssistant: ", "chosen": "Go away.",
+                   "rejected": "Hello!", **PROVENANCE}
 
 
 def test_trl_margin_and_agreement_are_always_json_floats() -> None:
@@ -86,7 +84,7 @@ def test_kto_writes_the_chosen_response_true_then_the_rejected_false() -> None:
     assert (rejected["label"], rejected["candidate_id"], rejected["completion"]) == (
         False, 10, [{"role": "assistant", "content": "Hello!"}])
     standard = json.loads(kto_lines(PREF, Shape(Style.STANDARD)).splitlines()[0])
-    assert (standard["prompt"], standard["completion"]) == ("System: Be kind.\n\nUser: Say hi.", "Go away.")
+    assert standard["completion"] == "Go away."
 
 
 def test_hh_transcripts_fold_the_system_turn_into_the_first_human_turn() -> None:
@@ -112,10 +110,11 @@ def test_ratings_line_has_each_attribute_mean_and_every_annotator_value() -> Non
     assert one(ratings_line(unrated, Shape(Style.STANDARD)))["mean"] == {"helpfulness": 2.0, "safety": None}
 
 
-def test_prompt_text_of_a_lone_user_turn_is_its_content() -> None:
-    assert prompt_text("plain") == "plain"
-    assert prompt_text([{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]) == \
-        "User: Q\n\nAssistant: A"
+def test_prompt_text_is_a_transcript_awaiting_the_assistant() -> None:
+    assert prompt_text("plain") == "User: plain\n\nAssistant: "
+    assert prompt_text([{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"},
+                        {"role": "user", "content": "Q2"}]) == \
+        "User: Q\n\nAssistant: A\n\nUser: Q2\n\nAssistant: "
 
 
 def test_messages_are_normalised_to_role_and_content_strings() -> None:

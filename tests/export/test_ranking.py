@@ -54,3 +54,8 @@ def test_tie_policies_on_the_win_matrix() -> None:
     half = win_matrix(items, 3, "half")
     assert half.tolist() == [[0, 1.5, 0], [0.5, 0, 1.0], [0, 2.0, 0]]
     assert np.allclose(half + half.T, [[0, 2, 0], [2, 0, 3], [0, 3, 0]])
+
+
+def test_a_prompt_with_only_tie_votes_implies_nothing_under_drop() -> None:
+    assert implied_pairs([Comparison(0, 1, said("tie", "both_bad"))], 2) == []
+    assert np.isnan(fit(np.zeros((2, 2)))).all()
