@@ -7,7 +7,6 @@ Pure: plain votes (or numpy arrays of them) in, Verdicts out.
 from __future__ import annotations
 
 import enum
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -62,58 +61,84 @@ def parse_policy(value: str) -> TiePolicy:
         raise Invalid(f"unknown tie policy {value!r}: use one of {allowed}", field="tie_policy") from None
 
 
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """An item's votes as counts per choice, and the summed strengths of the a and b votes (a vote stored
+    without a strength counts DEFAULT_STRENGTH): all that majority, Dawid-Skene's verdict and
+    Bradley-Terry need, and what the export's query computes in the database."""
+
+    a: int = 0
+    b: int = 0
+    tie: int = 0
+    both_bad: int = 0
+    strength_a: int = 0
+    strength_b: int = 0
+
+    @classmethod
+    def of(cls, votes: Iterable[Vote]) -> Counts:
+        n = dict.fromkeys(CHOICES, 0)
+        strength = {"a": 0, "b": 0}
+        for vote in votes:
+            if vote.choice in n:
+                n[vote.choice] += 1
+                if vote.choice in strength:
+                    strength[vote.choice] += DEFAULT_STRENGTH if vote.strength is None else vote.strength
+        return cls(n["a"], n["b"], n["tie"], n["both_bad"], strength["a"], strength["b"])
+
+    def counted(self, policy: TiePolicy) -> int:
+        preferences = self.a + self.b
+        return preferences if policy is TiePolicy.IGNORE else preferences + self.tie + self.both_bad
+
+    def weight(self, side: str, policy: TiePolicy) -> float:
+        """The votes for `side` ("a" or "b"): under HALF, half of every tie and both_bad vote too."""
+        own = self.a if side == "a" else self.b
+        return own + (self.tie + self.both_bad) / 2 if policy is TiePolicy.HALF else float(own)
+
+    def signed_mean(self, winner: str, policy: TiePolicy) -> float:
+        """Mean over the counted votes of +strength (winner), -strength (loser), 0 (tie or both_bad)."""
+        n = self.counted(policy)
+        gap = self.strength_a - self.strength_b
+        return (gap if winner == "a" else -gap) / n if n else 0.0
+
+
 def counted_votes(votes: Iterable[Vote], policy: TiePolicy) -> list[Vote]:
     keep = PREFERENCES if policy is TiePolicy.IGNORE else CHOICES
     return [vote for vote in votes if vote.choice in keep]
 
 
-def item_agreement(votes: Iterable[Vote]) -> float | None:
+def item_agreement(votes: Iterable[Vote] | Counts) -> float | None:
     """Share of the item's votes (a, b, tie, both_bad) that went to its most common choice."""
-    counts = Counter(vote.choice for vote in votes if vote.choice in CHOICES)
-    total = sum(counts.values())
-    return max(counts.values()) / total if total else None
+    c = votes if isinstance(votes, Counts) else Counts.of(votes)
+    total = c.a + c.b + c.tie + c.both_bad
+    return max(c.a, c.b, c.tie, c.both_bad) / total if total else None
 
 
-def _weights(counted: Sequence[Vote], policy: TiePolicy) -> dict[str, float]:
-    weights = dict.fromkeys(CHOICES, 0.0)
-    for vote in counted:
-        if policy is TiePolicy.HALF and vote.choice in NON_PREFERENCES:
-            weights["a"] += 0.5
-            weights["b"] += 0.5
-        else:
-            weights[str(vote.choice)] += 1.0
-    return weights
-
-
-def majority(votes: Iterable[Vote], *, tie_policy: TiePolicy | str = TiePolicy.DROP) -> Verdict | None:
+def majority(votes: Iterable[Vote] | Counts, *, tie_policy: TiePolicy | str = TiePolicy.DROP
+             ) -> Verdict | None:
     """The item's preference, or None when a or b has no strict plurality of the counted votes.
 
     None when there are no counted votes, when two choices share the lead, and, under DROP, when tie or
     both_bad leads. `confidence` is the agreement.
     """
     policy = parse_policy(tie_policy)
-    counted = counted_votes(votes, policy)
-    if not counted:
+    c = votes if isinstance(votes, Counts) else Counts.of(votes)
+    n = c.counted(policy)
+    if not n:
         return None
-    ranking = sorted(_weights(counted, policy).items(), key=lambda kv: kv[1], reverse=True)
-    (leader, lead), (_, second) = ranking[0], ranking[1]
-    if lead == second or leader not in PREFERENCES:
+    wa, wb = c.weight("a", policy), c.weight("b", policy)
+    if wa == wb:
         return None
-    agreement = lead / len(counted)
-    return Verdict(winner=leader, n_votes=len(counted), agreement=agreement,
-                   margin=signed_mean(counted, leader), confidence=agreement)
+    winner, lead = ("a", wa) if wa > wb else ("b", wb)
+    if policy is TiePolicy.DROP and max(c.tie, c.both_bad) >= lead:
+        return None  # tie or both_bad leads, or shares the lead
+    agreement = lead / n
+    return Verdict(winner=winner, n_votes=n, agreement=agreement, margin=c.signed_mean(winner, policy),
+                   confidence=agreement)
 
 
 def signed_mean(votes: Sequence[Vote], winner: str) -> float:
     """Mean over votes of +strength (for the winner), -strength (for the loser), 0 (tie or both_bad)."""
-    total = 0
-    for vote in votes:
-        strength = vote.strength if vote.strength is not None else DEFAULT_STRENGTH
-        if vote.choice == winner:
-            total += strength
-        elif vote.choice in PREFERENCES:
-            total -= strength
-    return total / len(votes) if votes else 0.0
+    return Counts.of(votes).signed_mean(winner, TiePolicy.DROP)
 
 
 @dataclass(frozen=True)
@@ -201,15 +226,13 @@ def dawid_skene(labels: Labels, *, tie_policy: TiePolicy | str = TiePolicy.DROP,
     return Posterior(classes, post, confusion, prior, iterations)
 
 
-def ds_verdict(votes: Sequence[Vote], posterior: NDArray[np.float64], classes: Sequence[str],
+def ds_verdict(votes: Counts, posterior: NDArray[np.float64], classes: Sequence[str],
                policy: TiePolicy) -> Verdict | None:
     """An item's verdict from its Dawid-Skene posterior: the most probable class, if it is a or b."""
-    counted = counted_votes(votes, policy)
+    n = votes.counted(policy)
     best = int(np.argmax(posterior))
-    if not counted or classes[best] not in PREFERENCES or np.sum(posterior == posterior[best]) > 1:
+    if not n or classes[best] not in PREFERENCES or np.sum(posterior == posterior[best]) > 1:
         return None
     winner = classes[best]
-    weights = _weights(counted, policy)
-    return Verdict(winner=winner, n_votes=len(counted),
-                   agreement=weights[winner] / len(counted),
-                   margin=signed_mean(counted, winner), confidence=float(posterior[best]))
+    return Verdict(winner=winner, n_votes=n, agreement=votes.weight(winner, policy) / n,
+                   margin=votes.signed_mean(winner, policy), confidence=float(posterior[best]))

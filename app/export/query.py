@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import Judgement, Rating
 from app.errors import Invalid
+from app.export.aggregate import CHOICES, DEFAULT_STRENGTH
 from app.export.schemas import ExportOptions
 from app.gold import service as gold_service
 from app.guidelines.models import GuidelineVersion
@@ -80,14 +81,18 @@ def counted(scope: Scope) -> list[ColumnElement[bool]]:
 
 
 def pairs(scope: Scope) -> Select[*tuple[Any, ...]]:
-    """One row per pair item with counted votes: texts, models, and the votes in judgement order;
-    ordered by prompt, then item (Bradley-Terry reads a prompt's items together)."""
-    ordered = Judgement.id
+    """One row per pair item with counted votes: texts, models, and the votes counted by choice (with the
+    a and b strengths summed); by prompt, then item (Bradley-Terry reads a prompt's items together)."""
+    def count(choice: str) -> Any:
+        return func.count().filter(Judgement.choice == choice).label(f"n_{choice}")
+
+    def strength(choice: str) -> Any:
+        given = func.coalesce(Judgement.strength, DEFAULT_STRENGTH)
+        summed = func.sum(given).filter(Judgement.choice == choice)
+        return func.coalesce(summed, 0).label(f"s_{choice}")
+
     votes = (
-        select(Judgement.item_id,
-               func.array_agg(Judgement.choice).aggregate_order_by(ordered).label("choices"),
-               func.array_agg(Judgement.strength).aggregate_order_by(ordered).label("strengths"),
-               func.array_agg(Judgement.annotator_id).aggregate_order_by(ordered).label("annotators"))
+        select(Judgement.item_id, *(count(choice) for choice in CHOICES), strength("a"), strength("b"))
         .join(Item, Item.id == Judgement.item_id)
         .where(*counted(scope), Judgement.choice.is_not(None), Item.kind == ItemKind.PAIR)
         .group_by(Judgement.item_id)
@@ -97,7 +102,8 @@ def pairs(scope: Scope) -> Select[*tuple[Any, ...]]:
     return (
         select(Item.id, Item.prompt_id, Prompt.messages, cand_a.id.label("a_id"), cand_a.text.label("a_text"),
                cand_a.model.label("a_model"), cand_b.id.label("b_id"), cand_b.text.label("b_text"),
-               cand_b.model.label("b_model"), votes.c.choices, votes.c.strengths, votes.c.annotators)
+               cand_b.model.label("b_model"), votes.c.n_a, votes.c.n_b, votes.c.n_tie, votes.c.n_both_bad,
+               votes.c.s_a, votes.c.s_b)
         .join(votes, votes.c.item_id == Item.id)
         .join(Prompt, Prompt.id == Item.prompt_id)
         .join(cand_a, cand_a.id == Item.candidate_a_id)

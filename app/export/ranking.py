@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from app.export.aggregate import NON_PREFERENCES, TiePolicy, Vote, parse_policy
+from app.export.aggregate import Counts, TiePolicy, parse_policy
 
 PRIOR = 0.5  # pseudo-wins each way on every compared pair: a unanimous pair gets a finite strength
 MAX_ITERATIONS = 10_000
@@ -26,7 +26,7 @@ class Comparison:
 
     a: int
     b: int
-    votes: Sequence[Vote]
+    votes: Counts
 
 
 @dataclass(frozen=True)
@@ -44,24 +44,12 @@ def win_matrix(comparisons: Sequence[Comparison], n: int, policy: TiePolicy | st
     rule = parse_policy(policy)
     wins = np.zeros((n, n))
     for item in comparisons:
-        choices = [vote.choice for vote in item.votes]
-        if rule is TiePolicy.DROP and _non_preference_leads(choices):
+        c = item.votes
+        if rule is TiePolicy.DROP and max(c.tie, c.both_bad) >= max(c.a, c.b, 1):
             continue
-        for choice in choices:
-            if choice == "a":
-                wins[item.a, item.b] += 1
-            elif choice == "b":
-                wins[item.b, item.a] += 1
-            elif choice in NON_PREFERENCES and rule is TiePolicy.HALF:
-                wins[item.a, item.b] += 0.5
-                wins[item.b, item.a] += 0.5
+        wins[item.a, item.b] += c.weight("a", rule)
+        wins[item.b, item.a] += c.weight("b", rule)
     return wins
-
-
-def _non_preference_leads(choices: Sequence[str | None]) -> bool:
-    counts = {choice: choices.count(choice) for choice in ("a", "b", *NON_PREFERENCES)}
-    lead = max(counts.values())
-    return lead > 0 and any(counts[c] == lead for c in NON_PREFERENCES)
 
 
 def fit(wins: NDArray[np.float64], *, prior: float = PRIOR) -> NDArray[np.float64]:

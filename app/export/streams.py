@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.export import aggregate, formats, query, ranking
-from app.export.aggregate import CHOICES, Labels, TiePolicy, Verdict, Vote
+from app.export.aggregate import CHOICES, Counts, Labels, TiePolicy, Verdict, Vote
 from app.export.card import Tally
 from app.export.formats import ExportFormat, JudgementRow, Preference, RatedResponse, Shape
 from app.export.query import Scope
@@ -59,11 +59,11 @@ def _rows(session: Session, ctx: Context, statement: Any) -> Iterable[Any]:
     return session.execute(statement.execution_options(yield_per=ctx.chunk_size))
 
 
-def _votes(row: Any) -> list[Vote]:
-    return [Vote(choice, strength) for choice, strength in zip(row.choices, row.strengths, strict=True)]
+def _votes(row: Any) -> Counts:
+    return Counts(row.n_a, row.n_b, row.n_tie, row.n_both_bad, row.s_a, row.s_b)
 
 
-def _kept(votes: Sequence[Vote], ctx: Context, tally: Tally) -> bool:
+def _kept(votes: Counts, ctx: Context, tally: Tally) -> bool:
     """Counts the item in the tally; False when it falls below the minimum agreement."""
     agreement = aggregate.item_agreement(votes)
     minimum = ctx.options.min_agreement
@@ -109,7 +109,7 @@ class FittedDawidSkene:
     posterior: aggregate.Posterior
     policy: TiePolicy
 
-    def verdict(self, item_id: int, votes: Sequence[Vote]) -> Verdict | None:
+    def verdict(self, item_id: int, votes: Counts) -> Verdict | None:
         at = int(np.searchsorted(self.items, item_id))
         if at >= len(self.items) or self.items[at] != item_id:
             return None
@@ -123,7 +123,7 @@ def _fit_dawid_skene(session: Session, ctx: Context) -> FittedDawidSkene:
     rows = _rows(session, ctx, query.labels(ctx.scope))
     for item_id, item_rows in itertools.groupby(rows, key=lambda r: r[0]):
         votes = list(item_rows)
-        if not _kept([Vote(choice) for _, _, choice in votes], ctx, Tally()):
+        if not _kept(Counts.of(Vote(choice) for _, _, choice in votes), ctx, Tally()):
             continue
         for _, annotator_id, choice in votes:
             items.append(item_id)
@@ -153,21 +153,19 @@ def _bradley_terry(rows: list[Any], ctx: Context, tally: Tally) -> Iterator[Pref
     direct = {frozenset((row.a_id, row.b_id)): (row, votes) for row, votes in kept}
     implied = ranking.implied_pairs(comparisons, len(ids), tie_policy=ctx.options.tie_policy)
     emitted = set()
+    policy = ctx.options.tie_policy
     for pair in implied:
         winner, loser = ids[pair.winner], ids[pair.loser]
-        row, votes = direct.get(frozenset((winner, loser)), (None, []))
-        counted = aggregate.counted_votes(votes, ctx.options.tie_policy)
-        share = None
-        if row is not None and counted:
-            side = "a" if row.a_id == winner else "b"
-            share = sum(1.0 if v.choice == side else 0.5 if ctx.options.tie_policy is TiePolicy.HALF
-                        and v.choice in aggregate.NON_PREFERENCES else 0.0 for v in counted) / len(counted)
+        row, votes = direct.get(frozenset((winner, loser)), (None, Counts()))
+        n, share = votes.counted(policy), None
+        if row is not None and n:
+            share = votes.weight("a" if row.a_id == winner else "b", policy) / n
         emitted.add(None if row is None else row.id)
         tally.preferences += 1
         tally.implied_pairs += row is None
         yield Preference(item_id=None if row is None else row.id, prompt_id=rows[0].prompt_id,
                          messages=rows[0].messages, chosen_id=winner, chosen=texts[winner], rejected_id=loser,
-                         rejected=texts[loser], n_votes=len(counted), agreement=share,
+                         rejected=texts[loser], n_votes=n, agreement=share,
                          confidence=pair.probability, margin=pair.margin)
     tally.items_undecided += sum(row.id not in emitted for row, _ in kept)
 

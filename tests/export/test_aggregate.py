@@ -6,6 +6,7 @@ import pytest
 from app.errors import Invalid
 from app.export.aggregate import (
     CHOICES,
+    Counts,
     Labels,
     TiePolicy,
     Vote,
@@ -138,11 +139,20 @@ def test_dawid_skene_classes_follow_the_tie_policy() -> None:
     labels = Labels.of([1, 1, 2, 2], [5, 6, 5, 6], ["tie", "tie", "a", "a"])
     drop = dawid_skene(labels)
     assert drop.classes == CHOICES and np.argmax(drop.items[0]) == 2  # the truth can be a tie
-    ties = votes(("tie", None), ("tie", None))
+    ties = Counts.of(votes(("tie", None), ("tie", None)))
     assert ds_verdict(ties, drop.items[0], drop.classes, TiePolicy.DROP) is None
     half = dawid_skene(labels, tie_policy="half")
     assert half.classes == ("a", "b") and half.items.shape == (2, 2)
-    verdict = ds_verdict(votes(("a", 3), ("a", 1)), drop.items[1], drop.classes, TiePolicy.DROP)
+    verdict = ds_verdict(Counts(a=2, strength_a=4), drop.items[1], drop.classes, TiePolicy.DROP)
     assert verdict is not None and verdict.winner == "a"
     assert (verdict.n_votes, verdict.agreement, verdict.margin) == (2, 1.0, 2.0)
     assert verdict.confidence == pytest.approx(float(drop.items[1, 0]))
+
+
+def test_counts_give_the_same_verdicts_as_the_votes() -> None:
+    cast = votes(("a", 3), ("a", None), ("b", 2), ("tie", None))
+    counts = Counts.of(cast)
+    assert counts == Counts(a=2, b=1, tie=1, both_bad=0, strength_a=4, strength_b=2)
+    for policy in TiePolicy:
+        assert majority(counts, tie_policy=policy) == majority(cast, tie_policy=policy)
+    assert majority(Counts(a=2, both_bad=2, strength_a=2)) is None  # both_bad shares the lead

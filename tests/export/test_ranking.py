@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from app.export.aggregate import Vote
+from app.export.aggregate import Counts, Vote
 from app.export.ranking import Comparison, fit, implied_pairs, win_matrix
 
 
-def said(*choices: str) -> list[Vote]:
-    return [Vote(choice) for choice in choices]
+def said(*choices: str) -> Counts:
+    return Counts.of(Vote(choice) for choice in choices)
 
 
 def test_two_candidates_with_the_pseudo_wins_by_hand() -> None:
