@@ -172,24 +172,29 @@ def judgements(scope: Scope) -> Select[*tuple[Any, ...]]:
 
 def census(session: Session, scope: Scope) -> dict[str, Any]:
     """What the counted judgements are: how many, by how many annotators on how many items, under which
-    guideline versions, on responses from which models (for the dataset card)."""
-    totals = session.execute(
-        select(func.count(), func.count(func.distinct(Judgement.annotator_id)),
-               func.count(func.distinct(Judgement.item_id)))
-        .join(Item, Item.id == Judgement.item_id).where(*counted(scope))).one()
-    versions = session.execute(
-        select(GuidelineVersion.number, func.count())
+    guideline versions, on responses from which models (for the dataset card). Hash aggregates only: no
+    count(DISTINCT ...) sorts over every judgement."""
+    groups = session.execute(
+        select(Judgement.annotator_id, GuidelineVersion.number, func.count())
         .select_from(Judgement).join(Item, Item.id == Judgement.item_id)
         .outerjoin(GuidelineVersion, GuidelineVersion.id == Judgement.guideline_version_id)
-        .where(*counted(scope)).group_by(GuidelineVersion.number).order_by(GuidelineVersion.number))
-    items = select(Item.candidate_a_id, Item.candidate_b_id).join(Judgement, Judgement.item_id == Item.id) \
-        .where(*counted(scope)).distinct().subquery()
+        .where(*counted(scope)).group_by(Judgement.annotator_id, GuidelineVersion.number)).all()
+    versions: dict[int | None, int] = {}
+    for _, number, n in groups:
+        versions[number] = versions.get(number, 0) + n
+    judged = exists().where(Judgement.item_id == Item.id, *counted(scope))
+    used = select(Item.id, Item.candidate_a_id, Item.candidate_b_id).where(
+        Item.project_id == scope.project_id, judged).cte("used")
+    items = session.scalar(select(func.count()).select_from(used)) or 0
+    candidates = select(used.c.candidate_a_id).union(select(used.c.candidate_b_id))
     models = session.execute(
-        select(Candidate.model, Candidate.source, func.count(func.distinct(Candidate.id)))
-        .where(Candidate.id.in_(select(items.c.candidate_a_id).union(select(items.c.candidate_b_id))))
+        select(Candidate.model, Candidate.source, func.count())
+        .where(Candidate.id.in_(candidates))
         .group_by(Candidate.model, Candidate.source).order_by(Candidate.model, Candidate.source))
     return {
-        "judgements": totals[0], "annotators": totals[1], "items": totals[2],
-        "guideline_versions": [{"version": n, "judgements": c} for n, c in versions],
+        "judgements": sum(n for _, _, n in groups), "annotators": len({a for a, _, _ in groups}),
+        "items": items,
+        "guideline_versions": [{"version": v, "judgements": versions[v]}
+                               for v in sorted(versions, key=lambda v: (v is None, v or 0))],
         "models": [{"model": m or None, "source": str(s), "candidates": c} for m, s, c in models],
     }
