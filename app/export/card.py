@@ -26,6 +26,7 @@ class Tally:
     items_undecided: int = 0  # no preference: split, tie or both_bad won
     preferences: int = 0
     implied_pairs: int = 0  # Bradley-Terry pairs no item compared directly
+    edit_pairs: int = 0  # direct edits: edit ≻ original
     agreement_sum: float = 0.0
     agreement_items: int = 0
     unanimous_items: int = 0
@@ -66,6 +67,7 @@ def card_json(*, project_id: int, project_name: str, filename: str, options: Exp
         "filters": options.card_filters(),
         "counts": {
             "lines": tally.lines, "preferences": tally.preferences, "implied_pairs": tally.implied_pairs,
+            "edit_pairs": tally.edit_pairs,
             "items_with_votes": tally.items_with_votes,
             "items_below_min_agreement": tally.items_below_agreement,
             "items_without_preference": tally.items_undecided, "judgements": census["judgements"],

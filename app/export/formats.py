@@ -70,6 +70,7 @@ class Preference:
     agreement: float | None
     confidence: float
     margin: float
+    source: str = "votes"  # "edit": an annotator's rewrite (chosen) of a response (rejected)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def _response(text: str, style: Style) -> Any:
 def _provenance(pref: Preference) -> dict[str, Any]:
     return {"item_id": pref.item_id, "prompt_id": pref.prompt_id, "chosen_id": pref.chosen_id,
             "rejected_id": pref.rejected_id, "n_votes": pref.n_votes, "agreement": _round(pref.agreement),
-            "confidence": _round(pref.confidence)}
+            "confidence": _round(pref.confidence), "source": pref.source}
 
 
 def _margin(pref: Preference, shape: Shape) -> dict[str, float]:
@@ -182,7 +183,8 @@ def kto_lines(pref: Preference, shape: Shape = Shape()) -> str:
                              "completion": _response(text, shape.style), "label": label,
                              "item_id": pref.item_id, "prompt_id": pref.prompt_id,
                              "candidate_id": candidate_id, "n_votes": pref.n_votes,
-                             "agreement": _round(pref.agreement), "confidence": _round(pref.confidence)}))
+                             "agreement": _round(pref.agreement), "confidence": _round(pref.confidence),
+                             "source": pref.source}))
     return "".join(lines)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, literal, select
+from sqlalchemy import ColumnElement, Select, exists, false, func, literal, select
 from sqlalchemy.dialects.postgresql import JSONB, array
 from sqlalchemy.orm import Session, aliased
 
@@ -19,7 +19,7 @@ from app.export.aggregate import CHOICES, DEFAULT_STRENGTH
 from app.export.schemas import ExportOptions
 from app.gold import service as gold_service
 from app.guidelines.models import GuidelineVersion
-from app.projects.models import Candidate, Item, ItemKind, ItemPurpose, Prompt
+from app.projects.models import Candidate, CandidateSource, Item, ItemKind, ItemPurpose, Prompt
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,30 @@ def labels(scope: Scope) -> Select[*tuple[Any, ...]]:
         .join(Item, Item.id == Judgement.item_id)
         .where(*counted(scope), Judgement.choice.is_not(None), Item.kind == ItemKind.PAIR)
         .order_by(Judgement.item_id, Judgement.id)
+    )
+
+
+def edits(scope: Scope) -> Select[*tuple[Any, ...]]:
+    """Direct edits (edit ≻ original) by annotators the filters keep, made within the date range; none
+    under a guideline-version filter (an edit records no version)."""
+    edit, original = aliased(Candidate), aliased(Candidate)
+    where: list[ColumnElement[bool]] = [Prompt.project_id == scope.project_id,
+                                        edit.source == CandidateSource.EDIT, edit.parent_id.is_not(None)]
+    if scope.excluded_annotators:
+        where.append(edit.author_id.not_in(scope.excluded_annotators))
+    if scope.start is not None:
+        where.append(edit.created_at >= scope.start)
+    if scope.end is not None:
+        where.append(edit.created_at < scope.end)
+    if scope.guideline_version_id is not None:
+        where.append(false())
+    return (
+        select(edit.id, edit.text, original.id.label("original_id"), original.text.label("original_text"),
+               Prompt.id.label("prompt_id"), Prompt.messages)
+        .join(original, original.id == edit.parent_id)
+        .join(Prompt, Prompt.id == edit.prompt_id)
+        .where(*where)
+        .order_by(edit.id)
     )
 
 

@@ -36,6 +36,7 @@ class ExportOptions(BaseModel):
     min_gold_accuracy: float | None = Field(default=None, ge=0, le=1,
                                             description="leave out annotators below this gold accuracy")
     exclude_paused: bool = Field(default=False, description="leave out annotators paused in the project")
+    include_edits: bool = Field(default=True, description="pair formats: add edit ≻ original pairs")
     include_gold: bool = False
     include_calibration: bool = False
     guideline_version: int | None = Field(default=None, ge=1,

@@ -75,6 +75,18 @@ def _kept(votes: Counts, ctx: Context, tally: Tally) -> bool:
 
 
 def preferences(session: Session, ctx: Context, tally: Tally) -> Iterator[Preference]:
+    """The aggregated pairs, then (unless left out) the direct edits: edit ≻ original."""
+    yield from _voted(session, ctx, tally)
+    if ctx.options.include_edits:
+        for row in _rows(session, ctx, query.edits(ctx.scope)):
+            tally.preferences += 1
+            tally.edit_pairs += 1
+            yield Preference(item_id=None, prompt_id=row.prompt_id, messages=row.messages, chosen_id=row.id,
+                             chosen=row.text, rejected_id=row.original_id, rejected=row.original_text,
+                             n_votes=1, agreement=1.0, confidence=1.0, margin=1.0, source="edit")
+
+
+def _voted(session: Session, ctx: Context, tally: Tally) -> Iterator[Preference]:
     rows = _rows(session, ctx, query.pairs(ctx.scope))
     policy = ctx.options.tie_policy
     if ctx.options.aggregation is Aggregation.BRADLEY_TERRY:

@@ -58,11 +58,11 @@ def expected_trl(voted: Voted) -> list[dict[str, object]]:
          "rejected": [{"role": "assistant", "content": "majority B"}],
          "margin": 0.6667, "item_id": majority.id, "prompt_id": majority.prompt_id,
          "chosen_id": majority.candidate_a_id, "rejected_id": majority.candidate_b_id, "n_votes": 3,
-         "agreement": 0.6667, "confidence": 0.6667},
+         "agreement": 0.6667, "confidence": 0.6667, "source": "votes"},
         {"prompt": [{"role": "user", "content": "Question swapped?"}],
          "chosen": [{"role": "assistant", "content": "swapped B"}],
          "rejected": [{"role": "assistant", "content": "swapped A"}],
          "margin": 2.5, "item_id": swapped.id, "prompt_id": swapped.prompt_id,
          "chosen_id": swapped.candidate_b_id, "rejected_id": swapped.candidate_a_id, "n_votes": 2,
-         "agreement": 1.0, "confidence": 1.0},
+         "agreement": 1.0, "confidence": 1.0, "source": "votes"},
     ]

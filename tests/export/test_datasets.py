@@ -18,13 +18,13 @@ from tests.factories import make_judgement, make_project, make_single_item
 Loader = Callable[[Path], Any]
 COLUMNS = {
     "trl": ["prompt", "chosen", "rejected", "margin", "item_id", "prompt_id", "chosen_id", "rejected_id",
-            "n_votes", "agreement", "confidence"],
+            "n_votes", "agreement", "confidence", "source"],
     "trl-implicit": ["chosen", "rejected", "margin", "item_id", "prompt_id", "chosen_id", "rejected_id",
-                     "n_votes", "agreement", "confidence"],
+                     "n_votes", "agreement", "confidence", "source"],
     "kto": ["prompt", "completion", "label", "item_id", "prompt_id", "candidate_id", "n_votes", "agreement",
-            "confidence"],
+            "confidence", "source"],
     "hh": ["chosen", "rejected", "margin", "item_id", "prompt_id", "chosen_id", "rejected_id", "n_votes",
-           "agreement", "confidence"],
+           "agreement", "confidence", "source"],
     "raw": ["judgement_id", "item_id", "prompt_id", "kind", "candidate_a_id", "candidate_b_id", "annotator",
             "swapped", "left_candidate_id", "choice", "strength", "ratings", "rationale", "flags", "seconds",
             "guideline_version", "created_at"],

@@ -31,7 +31,7 @@ CHAT = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "
 PREF = Preference(item_id=7, prompt_id=3, messages=CHAT, chosen_id=11, chosen="Go away.", rejected_id=10,
                   rejected="Hello!", n_votes=3, agreement=2 / 3, confidence=2 / 3, margin=2 / 3)
 PROVENANCE = {"item_id": 7, "prompt_id": 3, "chosen_id": 11, "rejected_id": 10, "n_votes": 3,
-              "agreement": 0.6667, "confidence": 0.6667}
+              "agreement": 0.6667, "confidence": 0.6667, "source": "votes"}
 
 
 def one(line: str) -> dict[str, object]:
@@ -80,7 +80,7 @@ def test_kto_writes_the_chosen_response_true_then_the_rejected_false() -> None:
     chosen, rejected = (json.loads(line) for line in text.splitlines())
     assert chosen == {"prompt": CHAT, "completion": [{"role": "assistant", "content": "Go away."}],
                       "label": True, "item_id": 7, "prompt_id": 3, "candidate_id": 11, "n_votes": 3,
-                      "agreement": 0.6667, "confidence": 0.6667}
+                      "agreement": 0.6667, "confidence": 0.6667, "source": "votes"}
     assert (rejected["label"], rejected["candidate_id"], rejected["completion"]) == (
         False, 10, [{"role": "assistant", "content": "Hello!"}])
     standard = json.loads(kto_lines(PREF, Shape(Style.STANDARD)).splitlines()[0])

@@ -127,7 +127,7 @@ def test_export_page_has_the_form_with_every_option_and_a_preview(app_client: Te
     assert 'name="csrf_token"' in page
     for name in ("format", "style", "margin", "aggregation", "tie_policy", "min_agreement",
                  "min_gold_accuracy", "exclude_paused", "include_gold", "include_calibration",
-                 "guideline_version", "since", "until", "exclude_flags"):
+                 "guideline_version", "since", "until", "exclude_flags", "include_edits"):
         assert f'name="{name}"' in page, name
     for fmt in ("trl", "trl-implicit", "kto", "hh", "ratings", "raw"):
         assert f'<option value="{fmt}"' in page
