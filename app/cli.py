@@ -267,6 +267,7 @@ def export(
                    ] = None,
     style: Annotated[str, typer.Option(help="conversational or standard")] = "conversational",
     margin: Annotated[bool, typer.Option(help="write the margin key")] = True,
+    include_edits: Annotated[bool, typer.Option(help="add direct edits as edit > original pairs")] = True,
     aggregation: Annotated[str, typer.Option(help="majority, dawid-skene or bradley-terry")] = "majority",
     tie_policy: Annotated[str, typer.Option(help="drop, ignore or half")] = "drop",
     min_agreement: Annotated[float | None, typer.Option(help="minimum item agreement, 0-1")] = None,
@@ -289,7 +290,8 @@ def export(
     from app.export import service as export_service
     from app.export.schemas import ExportOptions
 
-    raw = {"format": format, "style": style, "margin": margin, "aggregation": aggregation,
+    raw = {"format": format, "style": style, "margin": margin, "include_edits": include_edits,
+           "aggregation": aggregation,
            "tie_policy": tie_policy, "min_agreement": min_agreement, "min_gold_accuracy": min_gold_accuracy,
            "exclude_paused": exclude_paused, "include_gold": include_gold,
            "include_calibration": include_calibration, "guideline_version": guideline_version,
