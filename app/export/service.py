@@ -110,17 +110,17 @@ def start(plan: Plan, *, factory: sessionmaker[Session], secret: str | None, now
     return Run(plan, get_settings().secret_key if secret is None else secret, now, factory=factory)
 
 
-def stream_export(session: Session, *, project_id: int, fmt: str = "trl", secret: str | None = None,
+def stream_export(session: Session, *, project_id: int, fmt: str | None = None, secret: str | None = None,
                   tie_policy: str | None = None, chunk_size: int = CHUNK_SIZE,
                   options: ExportOptions | None = None) -> Iterator[str]:
     """JSONL lines (each ending in a newline) of the project's export, read in `session`.
 
-    The options are checked now (Invalid), before the first line is read. `fmt` and `tie_policy` are
-    shorthands for the options of the same name. `secret` keys the annotator pseudonyms (default: the
-    PREFSTUDIO_SECRET_KEY setting).
+    The options are checked now (Invalid), before the first line is read. `fmt` and `tie_policy`, when
+    given, override the options of the same name (default: ExportOptions(), a majority `trl` export).
+    `secret` keys the annotator pseudonyms (default: the PREFSTUDIO_SECRET_KEY setting).
     """
     chosen = options or ExportOptions()
-    overrides: dict[str, Any] = {"format": formats.parse_format(fmt)} if options is None else {}
+    overrides: dict[str, Any] = {} if fmt is None else {"format": formats.parse_format(fmt)}
     if tie_policy is not None:
         overrides["tie_policy"] = tie_policy
     if overrides:
