@@ -261,34 +261,62 @@ def import_prompts(
 @app.command("export")
 def export(
     project: Annotated[int, typer.Option(help="project id")],
-    format: Annotated[str, typer.Option("--format", "-f")] = "trl",
-    out: Annotated[Path | None, typer.Option(help="file to write; standard output when omitted")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="trl, trl-implicit, kto, hh, ratings, raw")
+                      ] = "trl",
+    out: Annotated[Path | None, typer.Option(help="JSONL file to write, its card beside it; else stdout")
+                   ] = None,
+    style: Annotated[str, typer.Option(help="conversational or standard")] = "conversational",
+    margin: Annotated[bool, typer.Option(help="write the margin key")] = True,
+    include_edits: Annotated[bool, typer.Option(help="add direct edits as edit > original pairs")] = True,
+    aggregation: Annotated[str, typer.Option(help="majority, dawid-skene or bradley-terry")] = "majority",
+    tie_policy: Annotated[str, typer.Option(help="drop, ignore or half")] = "drop",
+    min_agreement: Annotated[float | None, typer.Option(help="minimum item agreement, 0-1")] = None,
+    min_gold_accuracy: Annotated[float | None, typer.Option(help="leave out annotators below, 0-1")] = None,
+    exclude_paused: Annotated[bool, typer.Option(help="leave out paused annotators")] = False,
+    include_gold: Annotated[bool, typer.Option(help="include gold items")] = False,
+    include_calibration: Annotated[bool, typer.Option(help="include calibration items")] = False,
+    guideline_version: Annotated[int | None, typer.Option(help="only judgements under this version")] = None,
+    since: Annotated[str | None, typer.Option(help="first UTC day, YYYY-MM-DD")] = None,
+    until: Annotated[str | None, typer.Option(help="last UTC day, YYYY-MM-DD")] = None,
+    exclude_flag: Annotated[list[str] | None, typer.Option(help="leave out items flagged so (repeatable)")
+                            ] = None,
+    card: Annotated[Path | None, typer.Option(help="card path stem when writing to stdout")] = None,
 ) -> None:
-    """Stream a project's preferences as JSONL (formats: see docs/formats.md)."""
-    from app.db import unit_of_work
+    """Stream a project's preferences as JSONL with its dataset card (formats: see docs/formats.md)."""
+    from pydantic import ValidationError
+
+    from app.db import unit_of_work, utcnow
     from app.errors import DomainError
     from app.export import service as export_service
-    from app.projects.models import Project
+    from app.export.schemas import ExportOptions
 
+    raw = {"format": format, "style": style, "margin": margin, "include_edits": include_edits,
+           "aggregation": aggregation,
+           "tie_policy": tie_policy, "min_agreement": min_agreement, "min_gold_accuracy": min_gold_accuracy,
+           "exclude_paused": exclude_paused, "include_gold": include_gold,
+           "include_calibration": include_calibration, "guideline_version": guideline_version,
+           "since": since, "until": until, "exclude_flags": exclude_flag or []}
+    try:
+        options = ExportOptions.model_validate({k: v for k, v in raw.items() if v is not None})
+    except ValidationError as exc:
+        fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     settings = get_settings()
     with migrated_factory(settings) as factory:
         try:
             with unit_of_work(factory) as session:
-                target = session.get(Project, project)
-                if target is None:
-                    fail(f"no project with id {project}")
-                export_service.record_export(session, project=target, actor=None, fmt=format)
-            lines = export_service.stream_export_with(
-                factory, project_id=project, fmt=format, secret=settings.secret_key
-            )
+                plan = export_service.plan_export(session, project_id=project, options=options)
+                export_service.record_export(session, plan=plan, actor=None, channel="cli")
+            run = export_service.start(plan, factory=factory, secret=settings.secret_key, now=utcnow())
+            stem = card if out is None else out.with_suffix("")
             if out is None:
-                count = sum(sys.stdout.write(line) > 0 for line in lines)
+                export_service.write_export(run, sys.stdout, card_stem=stem)
             else:
                 with out.open("w", encoding="utf-8") as handle:
-                    count = sum(handle.write(line) > 0 for line in lines)
+                    export_service.write_export(run, handle, card_stem=stem)
         except DomainError as exc:
             fail(exc.message)
-    typer.echo(f"exported {count} lines", err=True)
+    where = f"; card: {stem}.card.md and {stem}.card.json" if stem else "; no card (use --out or --card)"
+    typer.echo(f"exported {run.tally.lines} lines{where}", err=True)
 
 
 @app.command("train-rm")

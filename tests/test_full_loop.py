@@ -123,7 +123,8 @@ def test_prompts_to_reward_model(
     assert _annotate_until_done(live, project_id, auth["ann1"]) == 18
     assert _annotate_until_done(live, project_id, auth["ann2"]) == 18
 
-    export = live.get(f"/api/v1/projects/{project_id}/export", params={"format": "trl"}, headers=auth["res"])
+    export = live.get(f"/api/v1/projects/{project_id}/export", params={"format": "trl", "package": "jsonl"},
+                      headers=auth["res"])
     assert export.status_code == 200
     lines = [json.loads(line) for line in export.text.splitlines()]
     assert lines and {"prompt", "chosen", "rejected", "margin"} <= lines[0].keys()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
 from app.accounts.models import User
+from app.annotation import edits
 from app.annotation import service as annotation_service
-from app.annotation.schemas import ItemOut, JudgementIn, JudgementOut, WorkspaceForm
+from app.annotation.schemas import EditIn, EditOut, ItemOut, JudgementIn, JudgementOut, WorkspaceForm
 from app.db import utcnow
 from app.errors import Conflict, Invalid
 from app.gold import service as gold_service
@@ -100,6 +101,16 @@ def submit(request: Request, lease_id: int, raw: WorkspaceFormDep, project: Proj
     return _next(request, session, project, annotator)
 
 
+@router.post("/projects/{project_id}/leases/{lease_id}/edit", name="annotation:edit")
+def edit(request: Request, lease_id: int, form: Annotated[EditIn, Form()], project: ProjectDep,
+         annotator: AnnotatorDep, session: SessionDep) -> Response:
+    """A direct edit: the rewrite is stored and its diff shown (htmx: in place, under the response)."""
+    done = edits.edit_response(session, project_id=project.id, lease_id=lease_id, annotator=annotator,
+                               form=form)
+    return render_page_or_fragment(request, page="annotation/edited.html", fragment="annotation/_edit.html",
+                                   context={"project": project, "edit": done})
+
+
 @router.post("/projects/{project_id}/leases/{lease_id}/skip", name="annotation:skip")
 def skip(request: Request, lease_id: int, project: ProjectDep, annotator: AnnotatorDep,
          session: SessionDep) -> Response:
@@ -137,6 +148,18 @@ def api_judgement(lease_id: int, body: JudgementIn, project: ProjectDep, annotat
     result = annotation_service.record(session, lease_id=lease_id, annotator=annotator, form=body,
                                        now=utcnow(), project_id=project.id)
     return _json(JudgementOut.of(result.judgement), status_code=201 if result.created else 200)
+
+
+@api.post("/projects/{project_id}/leases/{lease_id}/edit", name="annotation:api_edit", response_model=EditOut,
+          status_code=201)
+def api_edit(lease_id: int, body: EditIn, project: ProjectDep, annotator: AnnotatorDep,
+             session: SessionDep) -> Response:
+    """Rewrite a response of a leased item (`side` as SHOWN) into a better one: a new candidate, exported
+    as preferred over the original."""
+    done = edits.edit_response(session, project_id=project.id, lease_id=lease_id, annotator=annotator,
+                               form=body)
+    return _json(EditOut(candidate_id=done.candidate_id, original_id=done.original_id, side=done.side,
+                         lines_added=done.added, lines_removed=done.removed), status_code=201)
 
 
 def _json(model: BaseModel, status_code: int = 200) -> Response:

@@ -17,6 +17,7 @@ from app.errors import Invalid
 Flag = Literal["unsafe", "hallucination", "refusal", "broken"]
 ShownChoice = Literal["a", "b", "tie", "both_bad"]
 MAX_SECONDS = 86_400.0
+MAX_EDIT_CHARS = 20_000
 RATING_PREFIX = "rating_"
 _TEXT_FIELDS = frozenset({"choice", "strength", "rationale", "seconds", "idempotency_key"})
 
@@ -168,3 +169,28 @@ class JudgementOut(BaseModel):
             seconds=judgement.seconds, idempotency_key=judgement.idempotency_key,
             created_at=judgement.created_at,
         )
+
+
+class EditIn(BaseModel):
+    """A direct edit: `side` as SHOWN ("a" = the first, left response; a Likert item has only "a") and
+    the whole improved text."""
+
+    side: Literal["a", "b"] = "a"
+    text: str = Field(min_length=1, max_length=MAX_EDIT_CHARS)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("write the improved response")
+        return text.replace("\r\n", "\n").strip()
+
+
+class EditOut(BaseModel):
+    """The stored edit: the new candidate, the one it improves, and the size of the change in lines."""
+
+    candidate_id: int
+    original_id: int
+    side: str
+    lines_added: int
+    lines_removed: int

@@ -1,24 +1,30 @@
-"""Export: a project's judgements streamed as JSONL (TRL preference pairs, raw judgements), and its audit."""
+"""Export: a project's judgements streamed as JSONL in every format, with its dataset card and audit."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
 
-from sqlalchemy import Select, distinct, func, literal, select, text
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy import Engine, distinct, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts.models import User
-from app.annotation.models import Judgement, Rating
+from app.annotation.models import Judgement
 from app.audit import service as audit_service
 from app.audit.models import AuditEvent
 from app.config import get_settings
-from app.export import aggregate, formats
-from app.export.aggregate import TiePolicy, Vote
-from app.export.formats import ExportFormat, JudgementRow, PairRow
-from app.projects.models import Candidate, Item, ItemKind, Project, Prompt
+from app.db import utcnow
+from app.errors import NotFound
+from app.export import card as cards
+from app.export import formats, package, query, streams
+from app.export.card import Tally
+from app.export.query import Scope
+from app.export.schemas import DownloadOptions, ExportOptions
+from app.projects.models import Item, Project
 
 CHUNK_SIZE = 1000  # rows fetched from the server-side cursor at a time
 BLOCK_CHARS = 64 * 1024  # a response sends whole lines in blocks of about this size, not line by line
@@ -26,51 +32,107 @@ BLOCK_CHARS = 64 * 1024  # a response sends whole lines in blocks of about this 
 
 @dataclass(frozen=True)
 class ExportSummary:
-    judgements: int  # lines of the raw export
-    voted_pairs: int  # pairwise items with at least one choice: at most this many TRL lines
+    judgements: int  # counted judgements (no repeats, regular items): lines of the default raw export
+    voted_pairs: int  # pairwise items with at least one choice: at most this many majority TRL lines
 
 
-def stream_export(session: Session, *, project_id: int, fmt: str, secret: str | None = None,
-                  tie_policy: str = TiePolicy.DROP, chunk_size: int = CHUNK_SIZE) -> Iterator[str]:
-    """JSONL lines (each ending in a newline) of the project's export, read through a server-side cursor.
+@dataclass(frozen=True)
+class Plan:
+    """An export checked and resolved in the request's session, before anything streams."""
 
-    The format and policy are checked now (Invalid), before the first line is read. Memory stays flat:
-    rows arrive `chunk_size` at a time and each line is yielded as soon as it is built. `secret` keys
-    the annotator pseudonyms (default: the PREFSTUDIO_SECRET_KEY setting).
+    project_id: int
+    project_name: str
+    attributes: tuple[str, ...]
+    options: ExportOptions
+    scope: Scope
+
+
+@dataclass
+class Run:
+    """One export as it streams: `lines()` once, then `card()` describes exactly what was written."""
+
+    plan: Plan
+    secret: str
+    created_at: datetime
+    factory: sessionmaker[Session] | None = None
+    session: Session | None = None
+    chunk_size: int = CHUNK_SIZE
+    tally: Tally = field(default_factory=Tally)
+    census: dict[str, Any] | None = None
+
+    @property
+    def filename(self) -> str:
+        return formats.download_name(project_id=self.plan.project_id, fmt=self.plan.options.format,
+                                     now=self.created_at)
+
+    def lines(self) -> Iterator[str]:
+        if self.session is not None:
+            yield from self._lines(self.session)
+            return
+        assert self.factory is not None
+        with self.factory() as session:
+            if isinstance(session.get_bind(), Engine):  # not when joined to an open transaction (tests)
+                # One snapshot for the census, Dawid-Skene's first pass and every line.
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            session.execute(text("SET TRANSACTION READ ONLY"))  # closing rolls back; nothing is written
+            yield from self._lines(session)
+
+    def _lines(self, session: Session) -> Iterator[str]:
+        self.census = query.census(session, self.plan.scope)
+        ctx = streams.Context(self.plan.scope, self.plan.options, self.secret, self.plan.attributes,
+                              self.chunk_size)
+        for line in streams.lines(session, ctx, self.tally):
+            self.tally.line(line)
+            yield line
+
+    def card(self) -> dict[str, Any]:
+        if self.census is None:
+            raise RuntimeError("the card describes a finished export: stream its lines first")
+        plan = self.plan
+        return cards.card_json(project_id=plan.project_id, project_name=plan.project_name,
+                               filename=self.filename, options=plan.options, census=self.census,
+                               excluded_annotators=len(plan.scope.excluded_annotators), tally=self.tally,
+                               created_at=self.created_at)
+
+
+def plan_export(session: Session, *, project_id: int, options: ExportOptions) -> Plan:
+    """Checks the options against the project (Invalid, NotFound) and resolves the filters."""
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound("no such project")
+    scope = query.scope_of(session, project_id=project_id, options=options)
+    return Plan(project.id, project.name, tuple(project.attribute_names), options, scope)
+
+
+def start(plan: Plan, *, factory: sessionmaker[Session], secret: str | None, now: datetime) -> Run:
+    """A run that reads through a session of its own, closed when the stream ends or is dropped: for
+    streaming responses (sent after the request's unit of work has closed) and the command line."""
+    return Run(plan, get_settings().secret_key if secret is None else secret, now, factory=factory)
+
+
+def stream_export(session: Session, *, project_id: int, fmt: str | None = None, secret: str | None = None,
+                  tie_policy: str | None = None, chunk_size: int = CHUNK_SIZE,
+                  options: ExportOptions | None = None) -> Iterator[str]:
+    """JSONL lines (each ending in a newline) of the project's export, read in `session`.
+
+    The options are checked now (Invalid), before the first line is read. `fmt` and `tie_policy`, when
+    given, override the options of the same name (default: ExportOptions(), a majority `trl` export).
+    `secret` keys the annotator pseudonyms (default: the PREFSTUDIO_SECRET_KEY setting).
     """
-    kind = formats.parse_format(fmt)
-    policy = aggregate.parse_policy(tie_policy)
-    if kind is ExportFormat.TRL:
-        return _trl_lines(session, project_id, policy, chunk_size)
-    key = get_settings().secret_key if secret is None else secret
-    return _raw_lines(session, project_id, key, chunk_size)
+    chosen = options or ExportOptions()
+    overrides: dict[str, Any] = {} if fmt is None else {"format": formats.parse_format(fmt)}
+    if tie_policy is not None:
+        overrides["tie_policy"] = tie_policy
+    if overrides:
+        chosen = ExportOptions.model_validate(chosen.model_dump() | overrides)
+    plan = plan_export(session, project_id=project_id, options=chosen)
+    run = Run(plan, get_settings().secret_key if secret is None else secret, utcnow(),
+              session=session, chunk_size=chunk_size)
+    return run.lines()
 
 
-def stream_export_with(factory: sessionmaker[Session], *, project_id: int, fmt: str,
-                       secret: str | None = None, tie_policy: str = TiePolicy.DROP,
-                       block_chars: int | None = None) -> Iterator[str]:
-    """stream_export in a session of its own, closed (rolled back) when the stream ends or is dropped.
-
-    For streaming responses, which are sent after the request's unit of work has committed and closed,
-    and for the command line. The session only reads and never commits. With `block_chars`, whole lines
-    are joined into blocks of about that many characters (a response then sends few large chunks).
-    """
-    formats.parse_format(fmt)
-    aggregate.parse_policy(tie_policy)
-    lines = _lines_in_own_session(factory, project_id=project_id, fmt=fmt, secret=secret,
-                                  tie_policy=tie_policy)
-    return lines if block_chars is None else _blocks(lines, block_chars)
-
-
-def _lines_in_own_session(factory: sessionmaker[Session], *, project_id: int, fmt: str, secret: str | None,
-                          tie_policy: str) -> Iterator[str]:
-    with factory() as session:
-        session.execute(text("SET TRANSACTION READ ONLY"))  # closing rolls back; nothing could be written
-        yield from stream_export(session, project_id=project_id, fmt=fmt, secret=secret,
-                                 tie_policy=tie_policy)
-
-
-def _blocks(lines: Iterator[str], block_chars: int) -> Iterator[str]:
+def blocks(lines: Iterator[str], block_chars: int = BLOCK_CHARS) -> Iterator[str]:
+    """Whole lines joined into blocks of about `block_chars` characters: a response sends few chunks."""
     block: list[str] = []
     size = 0
     for line in lines:
@@ -83,93 +145,60 @@ def _blocks(lines: Iterator[str], block_chars: int) -> Iterator[str]:
         yield "".join(block)
 
 
-def _trl_lines(session: Session, project_id: int, policy: TiePolicy, chunk_size: int) -> Iterator[str]:
-    for row in session.execute(_pairs_query(project_id).execution_options(yield_per=chunk_size)):
-        votes = [Vote(choice, strength) for choice, strength in zip(row.choices, row.strengths, strict=True)]
-        verdict = aggregate.majority(votes, tie_policy=policy)
-        if verdict is not None:
-            pair = PairRow(item_id=row.id, prompt_id=row.prompt_id, messages=row.messages,
-                           text_a=row.text_a, text_b=row.text_b)
-            yield formats.trl_line(pair, verdict)
-
-
-def _pairs_query(project_id: int) -> Select[*tuple[Any, ...]]:
-    """One row per voted pair item: its texts, and its votes gathered by the database, in item order."""
-    votes = (
-        select(Judgement.item_id,
-               func.array_agg(Judgement.choice).aggregate_order_by(Judgement.id).label("choices"),
-               func.array_agg(Judgement.strength).aggregate_order_by(Judgement.id).label("strengths"))
-        .where(Judgement.project_id == project_id, Judgement.choice.is_not(None),
-               Judgement.is_repeat.is_(False))
-        .group_by(Judgement.item_id)
-        .subquery()
-    )
-    cand_a, cand_b = aliased(Candidate), aliased(Candidate)
-    return (
-        select(Item.id, Item.prompt_id, Prompt.messages, cand_a.text.label("text_a"),
-               cand_b.text.label("text_b"), votes.c.choices, votes.c.strengths)
-        .join(votes, votes.c.item_id == Item.id)
-        .join(Prompt, Prompt.id == Item.prompt_id)
-        .join(cand_a, cand_a.id == Item.candidate_a_id)
-        .join(cand_b, cand_b.id == Item.candidate_b_id)
-        .where(Item.project_id == project_id, Item.kind == ItemKind.PAIR)
-        .order_by(Item.id)
-    )
-
-
-def _raw_lines(session: Session, project_id: int, secret: str, chunk_size: int) -> Iterator[str]:
-    pseudonyms: dict[int, str] = {}  # one entry per annotator, not per judgement
-    for row in session.execute(_judgements_query(project_id).execution_options(yield_per=chunk_size)):
-        if row.annotator_id not in pseudonyms:
-            pseudonyms[row.annotator_id] = formats.pseudonym(secret=secret, project_id=project_id,
-                                                             user_id=row.annotator_id)
-        yield formats.raw_line(JudgementRow(
-            judgement_id=row.id, item_id=row.item_id, prompt_id=row.prompt_id, kind=str(row.kind),
-            candidate_a_id=row.candidate_a_id, candidate_b_id=row.candidate_b_id,
-            annotator=pseudonyms[row.annotator_id], swapped=row.swapped,
-            choice=None if row.choice is None else str(row.choice), strength=row.strength,
-            ratings=row.ratings, rationale=row.rationale, flags=list(row.flags or []), seconds=row.seconds,
-            created_at=row.created_at))
-
-
-def _judgements_query(project_id: int) -> Select[*tuple[Any, ...]]:
-    ratings = (
-        select(func.coalesce(func.jsonb_object_agg(Rating.attribute, Rating.value),
-                             literal({}, JSONB)))
-        .where(Rating.judgement_id == Judgement.id)
-        .scalar_subquery()
-    )
-    return (
-        select(Judgement.id, Judgement.item_id, Item.prompt_id, Item.kind, Item.candidate_a_id,
-               Item.candidate_b_id, Judgement.annotator_id, Judgement.swapped, Judgement.choice,
-               Judgement.strength, ratings.label("ratings"), Judgement.rationale, Judgement.flags,
-               Judgement.seconds, Judgement.created_at)
-        .join(Item, Item.id == Judgement.item_id)
-        .where(Judgement.project_id == project_id, Judgement.is_repeat.is_(False))
-        .order_by(Judgement.item_id, Judgement.id)
-    )
-
-
 def export_summary(session: Session, *, project_id: int) -> ExportSummary:
+    scope = query.scope_of(session, project_id=project_id, options=ExportOptions())
     judgements, voted_pairs = session.execute(
         select(func.count(Judgement.id),
                func.count(distinct(Judgement.item_id)).filter(Judgement.choice.is_not(None)))
-        .where(Judgement.project_id == project_id, Judgement.is_repeat.is_(False))
+        .join(Item, Item.id == Judgement.item_id).where(*query.counted(scope))
     ).one()
     return ExportSummary(judgements=judgements, voted_pairs=voted_pairs)
 
 
-def record_export(session: Session, *, project: Project, actor: User | None, fmt: str,
-                  count: int | None = None) -> AuditEvent:
-    """Audit event "export": the format and how many judgements it draws on (counted now when not given).
+def preview(session: Session, plan: Plan) -> dict[str, Any]:
+    """What an export with these options would draw on: the census and the annotators left out."""
+    return query.census(session, plan.scope) | {"excluded_annotators": len(plan.scope.excluded_annotators)}
 
-    `actor` None: an export from the command line.
-    Recorded in the caller's unit of work, before the stream starts: an attempted download is on record
-    even when the client drops the connection halfway.
+
+def record_export(session: Session, *, plan: Plan, actor: User | None, channel: str) -> AuditEvent:
+    """Audit event "export": format, every option, and how many judgements the filters keep.
+
+    `actor` None: an export from the command line. Recorded in the caller's unit of work, before the
+    stream starts: an attempted download is on record even when the client drops the connection halfway.
     """
-    kind = formats.parse_format(fmt)
-    if count is None:
-        count = export_summary(session, project_id=project.id).judgements
-    return audit_service.record(session, actor_id=None if actor is None else actor.id, action="export",
-                                project_id=project.id, target=f"project:{project.id}",
-                                after={"format": kind.value, "judgements": count})
+    census = query.census(session, plan.scope)
+    options = plan.options
+    return audit_service.record(
+        session, actor_id=None if actor is None else actor.id, action="export", project_id=plan.project_id,
+        target=f"project:{plan.project_id}",
+        after={"format": options.format.value, "channel": channel, "judgements": census["judgements"],
+               "style": options.style.value, "margin": options.margin,
+               "aggregation": options.aggregation.value,
+               "tie_policy": options.tie_policy.value, "filters": options.card_filters(),
+               "excluded_annotators": len(plan.scope.excluded_annotators)})
+
+
+@dataclass(frozen=True)
+class Download:
+    body: Iterator[str] | Iterator[bytes]
+    media_type: str
+    filename: str
+
+
+def download(run: Run, options: DownloadOptions) -> Download:
+    """The response body: a zip with the JSONL and its card (the default), or the JSONL alone in blocks."""
+    if options.package == "jsonl":
+        return Download(blocks(run.lines()), formats.MEDIA_TYPE, run.filename)
+    stem = run.filename.removesuffix(".jsonl")
+    body = package.zip_stream(run.lines(), stem=stem, card=run.card)
+    return Download(body, package.MEDIA_TYPE, f"{stem}.zip")
+
+
+def write_export(run: Run, out: TextIO, *, card_stem: Path | None) -> None:
+    """The JSONL into `out`, then, with `card_stem`, its card as `{stem}.card.md` and `{stem}.card.json`."""
+    out.writelines(run.lines())
+    if card_stem is not None:
+        card = run.card()
+        Path(f"{card_stem}.card.json").write_text(json.dumps(card, ensure_ascii=False, indent=2) + "\n",
+                                                   encoding="utf-8")
+        Path(f"{card_stem}.card.md").write_text(cards.card_markdown(card), encoding="utf-8")

@@ -128,6 +128,9 @@ class Candidate(Base):
     revision: Mapped[str] = mapped_column(String(120), default="")
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     seed: Mapped[int | None] = mapped_column(BigInteger)
+    # A direct edit (source EDIT): the annotator who rewrote `parent_id` into this candidate.
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

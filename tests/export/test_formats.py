@@ -7,43 +7,114 @@ from datetime import UTC, datetime
 import pytest
 
 from app.errors import Invalid
-from app.export.aggregate import Verdict
 from app.export.formats import (
     ExportFormat,
     JudgementRow,
-    PairRow,
+    Preference,
+    RatedResponse,
+    Shape,
+    Style,
     chat_messages,
     download_name,
+    hh_line,
+    kto_lines,
     parse_format,
+    prompt_text,
     pseudonym,
+    ratings_line,
     raw_line,
+    trl_implicit_line,
     trl_line,
 )
 
-PAIR = PairRow(item_id=7, prompt_id=3, text_a="Hello!", text_b="Go away.",
-               messages=[{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Say hi."}])
+CHAT = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Say hi."}]
+PREF = Preference(item_id=7, prompt_id=3, messages=CHAT, chosen_id=11, chosen="Go away.", rejected_id=10,
+                  rejected="Hello!", n_votes=3, agreement=2 / 3, confidence=2 / 3, margin=2 / 3)
+PROVENANCE = {"item_id": 7, "prompt_id": 3, "chosen_id": 11, "rejected_id": 10, "n_votes": 3,
+              "agreement": 0.6667, "confidence": 0.6667, "source": "votes"}
 
 
-def verdict(winner: str) -> Verdict:
-    return Verdict(winner=winner, winner_votes=2, n_votes=3, agreement=2 / 3, margin=2 / 3)
+def one(line: str) -> dict[str, object]:
+    assert line.endswith("\n") and line.count("\n") == 1
+    return dict(json.loads(line))
 
 
 def test_trl_line_puts_the_winner_in_chosen_and_keeps_the_prompt_turns() -> None:
-    line = trl_line(PAIR, verdict("b"))
-    assert line.endswith("\n") and line.count("\n") == 1
-    row = json.loads(line)
-    assert row == {
-        "prompt": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Say hi."}],
+    assert one(trl_line(PREF)) == {
+        "prompt": CHAT,
         "chosen": [{"role": "assistant", "content": "Go away."}],
         "rejected": [{"role": "assistant", "content": "Hello!"}],
-        "margin": 0.6667, "item_id": 7, "prompt_id": 3, "n_votes": 3, "agreement": 0.6667,
+        "margin": 0.6667, **PROVENANCE,
     }
 
 
+def test_trl_standard_style_writes_strings_and_margin_can_be_left_out() -> None:
+    row = one(trl_line(PREF, Shape(Style.STANDARD, margin=False)))
+    assert row == {"prompt": "System: Be kind.\n\nUser: Say hi.\n\nAssistant: ", "chosen": "Go away.",
+                   "rejected": "Hello!", **PROVENANCE}
+
+
 def test_trl_margin_and_agreement_are_always_json_floats() -> None:
-    whole = Verdict(winner="a", winner_votes=2, n_votes=2, agreement=1, margin=2)  # ints slipped in
-    line = trl_line(PAIR, whole)
-    assert '"margin": 2.0' in line and '"agreement": 1.0' in line
+    whole = Preference(**{**vars(PREF), "agreement": 1, "confidence": 1, "margin": 2})  # ints slipped in
+    line = trl_line(whole)
+    assert '"margin": 2.0' in line and '"agreement": 1.0' in line and '"confidence": 1.0' in line
+
+
+def test_a_pair_no_item_compared_has_null_item_and_agreement() -> None:
+    implied = Preference(**{**vars(PREF), "item_id": None, "agreement": None, "n_votes": 0})
+    row = one(trl_line(implied))
+    assert (row["item_id"], row["agreement"], row["n_votes"]) == (None, None, 0)
+
+
+def test_trl_implicit_rows_are_whole_conversations() -> None:
+    row = one(trl_implicit_line(PREF))
+    assert row == {"chosen": [*CHAT, {"role": "assistant", "content": "Go away."}],
+                   "rejected": [*CHAT, {"role": "assistant", "content": "Hello!"}],
+                   "margin": 0.6667, **PROVENANCE}
+    assert "margin" not in one(trl_implicit_line(PREF, Shape(margin=False)))
+
+
+def test_kto_writes_the_chosen_response_true_then_the_rejected_false() -> None:
+    text = kto_lines(PREF)
+    assert text.count("\n") == 2
+    chosen, rejected = (json.loads(line) for line in text.splitlines())
+    assert chosen == {"prompt": CHAT, "completion": [{"role": "assistant", "content": "Go away."}],
+                      "label": True, "item_id": 7, "prompt_id": 3, "candidate_id": 11, "n_votes": 3,
+                      "agreement": 0.6667, "confidence": 0.6667, "source": "votes"}
+    assert (rejected["label"], rejected["candidate_id"], rejected["completion"]) == (
+        False, 10, [{"role": "assistant", "content": "Hello!"}])
+    standard = json.loads(kto_lines(PREF, Shape(Style.STANDARD)).splitlines()[0])
+    assert standard["completion"] == "Go away."
+
+
+def test_hh_transcripts_fold_the_system_turn_into_the_first_human_turn() -> None:
+    chat = [*CHAT, {"role": "assistant", "content": "Hi."}, {"role": "user", "content": "Again?"}]
+    row = one(hh_line(Preference(**{**vars(PREF), "messages": chat})))
+    transcript = "\n\nHuman: Be kind.\n\nSay hi.\n\nAssistant: Hi.\n\nHuman: Again?"
+    assert row["chosen"] == transcript + "\n\nAssistant: Go away."
+    assert row["rejected"] == transcript + "\n\nAssistant: Hello!"
+    assert {k: row[k] for k in PROVENANCE} == PROVENANCE and row["margin"] == 0.6667
+
+
+def test_ratings_line_has_each_attribute_mean_and_every_annotator_value() -> None:
+    rated = RatedResponse(candidate_id=5, item_id=6, prompt_id=3, messages=CHAT, response="Hi.", model="m",
+                          attributes=["helpfulness", "safety"],
+                          ratings=[("p1", {"helpfulness": 6, "safety": 7}), ("p2", {"helpfulness": 3})])
+    assert one(ratings_line(rated)) == {
+        "prompt": CHAT, "response": [{"role": "assistant", "content": "Hi."}], "candidate_id": 5,
+        "item_id": 6, "prompt_id": 3, "model": "m", "n_annotators": 2,
+        "mean": {"helpfulness": 4.5, "safety": 7.0},
+        "ratings": [{"annotator": "p1", "values": {"helpfulness": 6, "safety": 7}},
+                    {"annotator": "p2", "values": {"helpfulness": 3, "safety": None}}]}
+    unrated = RatedResponse(**{**vars(rated), "ratings": [("p1", {"helpfulness": 2})]})
+    assert one(ratings_line(unrated, Shape(Style.STANDARD)))["mean"] == {"helpfulness": 2.0, "safety": None}
+
+
+def test_prompt_text_is_a_transcript_awaiting_the_assistant() -> None:
+    assert prompt_text("plain") == "User: plain\n\nAssistant: "
+    assert prompt_text([{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"},
+                        {"role": "user", "content": "Q2"}]) == \
+        "User: Q\n\nAssistant: A\n\nUser: Q2\n\nAssistant: "
 
 
 def test_messages_are_normalised_to_role_and_content_strings() -> None:
@@ -57,7 +128,7 @@ def row(**fields: object) -> JudgementRow:
     base: dict[str, object] = dict(
         judgement_id=1, item_id=2, prompt_id=3, kind="pair", candidate_a_id=10, candidate_b_id=11,
         annotator="abc", swapped=False, choice="a", strength=2, ratings={}, rationale="", flags=[],
-        seconds=4.5, created_at=datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+        seconds=4.5, guideline_version=2, created_at=datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
     base.update(fields)
     return JudgementRow(**base)  # type: ignore[arg-type]
 
@@ -67,6 +138,7 @@ def test_raw_line_names_the_left_candidate_from_the_swap() -> None:
     shown = json.loads(raw_line(row(swapped=True, choice="b")))
     assert (shown["left_candidate_id"], shown["choice"], shown["swapped"]) == (11, "b", True)
     assert shown["created_at"] == "2026-11-23T12:00:00+00:00"
+    assert shown["guideline_version"] == 2
 
 
 def test_raw_single_item_has_null_b_and_sorted_ratings() -> None:

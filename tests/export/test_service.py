@@ -8,8 +8,10 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.models import AuditEvent
+from app.db import utcnow
 from app.errors import Invalid
 from app.export import service as export_service
+from app.export.schemas import ExportOptions
 from app.projects.models import Mode
 from tests.export.conftest import Voted, expected_trl
 from tests.factories import make_judgement, make_pair_item, make_project, make_single_item
@@ -55,7 +57,7 @@ def test_raw_has_one_line_per_judgement_with_every_field(db: Session, voted: Vot
         "kind": "pair", "candidate_a_id": swapped.candidate_a_id, "candidate_b_id": swapped.candidate_b_id,
         "annotator": first["annotator"], "swapped": True, "left_candidate_id": swapped.candidate_b_id,
         "choice": "b", "strength": 3, "ratings": {}, "rationale": "", "flags": [], "seconds": None,
-        "created_at": first["created_at"],
+        "guideline_version": None, "created_at": first["created_at"],
     }
     assert datetime.fromisoformat(str(first["created_at"])).tzinfo is not None
     item_order = [int(str(r["item_id"])) for r in rows]
@@ -101,8 +103,6 @@ def test_unknown_format_is_refused_before_any_query(db: Session) -> None:
     with pytest.raises(Invalid) as error:
         export_service.stream_export(db, project_id=1, fmt="parquet")
     assert error.value.field == "format"
-    with pytest.raises(Invalid):
-        export_service.stream_export_with(lambda: db, project_id=1, fmt="parquet")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("fmt", "total"), [("raw", 10), ("trl", 2)])
@@ -115,16 +115,24 @@ def test_rows_are_read_through_a_server_side_cursor(db: Session, voted: Voted, f
     assert db.scalar(text("SELECT count(*) FROM pg_cursors")) == 0
 
 
-def test_record_export_writes_an_audit_event_with_format_and_count(db: Session, voted: Voted) -> None:
-    event = export_service.record_export(db, project=voted.project, actor=voted.researcher, fmt="trl")
+def plan(db: Session, voted: Voted, **options: object) -> export_service.Plan:
+    return export_service.plan_export(db, project_id=voted.project.id,
+                                      options=ExportOptions.model_validate(options))
+
+
+def test_record_export_writes_an_audit_event_with_every_option_and_the_count(db: Session,
+                                                                               voted: Voted) -> None:
+    event = export_service.record_export(db, plan=plan(db, voted, format="kto", min_agreement=0.5),
+                                         actor=voted.researcher, channel="api")
     stored = db.scalars(select(AuditEvent).where(AuditEvent.id == event.id)).one()
     assert (stored.action, stored.project_id) == ("export", voted.project.id)
     assert stored.actor_id == voted.researcher.id
-    assert stored.after == {"format": "trl", "judgements": 10}
-    with pytest.raises(Invalid):
-        export_service.record_export(db, project=voted.project, actor=voted.researcher, fmt="xml")
-    from_cli = export_service.record_export(db, project=voted.project, actor=None, fmt="raw", count=3)
-    assert (from_cli.actor_id, from_cli.after) == (None, {"format": "raw", "judgements": 3})
+    after = stored.after or {}
+    assert {k: after[k] for k in ("format", "channel", "judgements", "aggregation", "tie_policy")} == {
+        "format": "kto", "channel": "api", "judgements": 10, "aggregation": "majority", "tie_policy": "drop"}
+    assert after["filters"]["min_agreement"] == 0.5 and after["filters"]["include_gold"] is False
+    from_cli = export_service.record_export(db, plan=plan(db, voted, format="raw"), actor=None, channel="cli")
+    assert from_cli.actor_id is None
 
 
 def test_summary_counts_judgements_and_voted_pairs(db: Session, voted: Voted) -> None:
@@ -132,24 +140,22 @@ def test_summary_counts_judgements_and_voted_pairs(db: Session, voted: Voted) ->
     assert (summary.judgements, summary.voted_pairs) == (10, 5)
 
 
-def test_stream_with_a_factory_reads_in_its_own_session_lines_or_blocks_of_whole_lines(
+def test_a_run_reads_in_its_own_session_and_blocks_hold_whole_lines(
         db: Session, voted: Voted, session_factory: sessionmaker[Session]) -> None:
-    project_id = voted.project.id
-    lines = list(export_service.stream_export(db, project_id=project_id, fmt="raw", secret="k"))
-    assert list(export_service.stream_export_with(session_factory, project_id=project_id, fmt="raw",
-                                                  secret="k")) == lines
-    one_block = list(export_service.stream_export_with(session_factory, project_id=project_id, fmt="raw",
-                                                       secret="k", block_chars=10**6))
-    assert one_block == ["".join(lines)]
-    blocks = list(export_service.stream_export_with(session_factory, project_id=project_id, fmt="raw",
-                                                    secret="k", block_chars=len(lines[0]) * 3))
+    lines = list(export_service.stream_export(db, project_id=voted.project.id, fmt="raw", secret="k"))
+    run = export_service.start(plan(db, voted, format="raw"), factory=session_factory, secret="k",
+                               now=utcnow())
+    assert list(run.lines()) == lines
+    blocks = list(export_service.blocks(iter(lines), block_chars=len(lines[0]) * 3))
     assert 1 < len(blocks) < len(lines)
     assert all(block.endswith("\n") for block in blocks) and "".join(blocks) == "".join(lines)
+    assert list(export_service.blocks(iter(lines), block_chars=10**6)) == ["".join(lines)]
 
 
 def test_the_stream_of_its_own_reads_in_a_read_only_transaction(
         db: Session, voted: Voted, session_factory: sessionmaker[Session]) -> None:
-    lines = export_service.stream_export_with(session_factory, project_id=voted.project.id, fmt="trl")
+    run = export_service.start(plan(db, voted), factory=session_factory, secret="k", now=utcnow())
+    lines = run.lines()
     next(lines)
     assert db.scalar(text("SHOW transaction_read_only")) == "on"
     assert len(list(lines)) == 1

@@ -1,0 +1,206 @@
+"""The lines of each format, generated from the export queries through a server-side cursor.
+
+Memory stays flat: rows arrive `chunk_size` at a time and each line is yielded as soon as it is built.
+Only Dawid-Skene holds something per vote: three integers, in numpy arrays, for its fit.
+"""
+
+from __future__ import annotations
+
+import itertools
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app.export import aggregate, formats, query, ranking
+from app.export.aggregate import CHOICES, Counts, Labels, TiePolicy, Verdict, Vote
+from app.export.card import Tally
+from app.export.formats import ExportFormat, JudgementRow, Preference, RatedResponse, Shape
+from app.export.query import Scope
+from app.export.schemas import Aggregation, ExportOptions
+
+
+@dataclass(frozen=True)
+class Context:
+    scope: Scope
+    options: ExportOptions
+    secret: str
+    attributes: tuple[str, ...]
+    chunk_size: int
+
+
+class Pseudonyms(dict[int, str]):
+    def __init__(self, secret: str, project_id: int) -> None:
+        super().__init__()
+        self.secret, self.project_id = secret, project_id
+
+    def __missing__(self, user_id: int) -> str:
+        self[user_id] = formats.pseudonym(secret=self.secret, project_id=self.project_id, user_id=user_id)
+        return self[user_id]
+
+
+def lines(session: Session, ctx: Context, tally: Tally) -> Iterator[str]:
+    fmt = ctx.options.format
+    if fmt is ExportFormat.RAW:
+        return _raw(session, ctx)
+    if fmt is ExportFormat.RATINGS:
+        return _ratings(session, ctx, tally)
+    writer, shape = formats.PAIR_WRITERS[fmt], Shape(ctx.options.style, ctx.options.margin)
+    if fmt is ExportFormat.KTO:  # two lines a pair
+        return (line for pref in preferences(session, ctx, tally)
+                for line in writer(pref, shape).splitlines(keepends=True))
+    return (writer(pref, shape) for pref in preferences(session, ctx, tally))
+
+
+def _rows(session: Session, ctx: Context, statement: Any) -> Iterable[Any]:
+    return session.execute(statement.execution_options(yield_per=ctx.chunk_size))
+
+
+def _votes(row: Any) -> Counts:
+    return Counts(row.n_a, row.n_b, row.n_tie, row.n_both_bad, row.s_a, row.s_b)
+
+
+def _kept(votes: Counts, ctx: Context, tally: Tally) -> bool:
+    """Counts the item in the tally; False when it falls below the minimum agreement."""
+    agreement = aggregate.item_agreement(votes)
+    minimum = ctx.options.min_agreement
+    if minimum is not None and (agreement is None or agreement < minimum):
+        tally.items_below_agreement += 1
+        return False
+    tally.item(agreement)
+    return True
+
+
+def preferences(session: Session, ctx: Context, tally: Tally) -> Iterator[Preference]:
+    """The aggregated pairs, then (unless left out) the direct edits: edit ≻ original."""
+    yield from _voted(session, ctx, tally)
+    if ctx.options.include_edits:
+        for row in _rows(session, ctx, query.edits(ctx.scope)):
+            tally.preferences += 1
+            tally.edit_pairs += 1
+            yield Preference(item_id=None, prompt_id=row.prompt_id, messages=row.messages, chosen_id=row.id,
+                             chosen=row.text, rejected_id=row.original_id, rejected=row.original_text,
+                             n_votes=1, agreement=1.0, confidence=1.0, margin=1.0, source="edit")
+
+
+def _voted(session: Session, ctx: Context, tally: Tally) -> Iterator[Preference]:
+    rows = _rows(session, ctx, query.pairs(ctx.scope))
+    policy = ctx.options.tie_policy
+    if ctx.options.aggregation is Aggregation.BRADLEY_TERRY:
+        for _, prompt_rows in itertools.groupby(rows, key=lambda row: row.prompt_id):
+            yield from _bradley_terry(list(prompt_rows), ctx, tally)
+        return
+    fitted = _fit_dawid_skene(session, ctx) if ctx.options.aggregation is Aggregation.DAWID_SKENE else None
+    for row in rows:
+        votes = _votes(row)
+        if not _kept(votes, ctx, tally):
+            continue
+        verdict = (aggregate.majority(votes, tie_policy=policy) if fitted is None
+                   else fitted.verdict(row.id, votes))
+        if verdict is None:
+            tally.items_undecided += 1
+            continue
+        tally.preferences += 1
+        yield _preference(row, verdict)
+
+
+def _preference(row: Any, verdict: Verdict) -> Preference:
+    a, b = (row.a_id, row.a_text), (row.b_id, row.b_text)
+    (chosen_id, chosen), (rejected_id, rejected) = (a, b) if verdict.winner == "a" else (b, a)
+    return Preference(item_id=row.id, prompt_id=row.prompt_id, messages=row.messages, chosen_id=chosen_id,
+                      chosen=chosen, rejected_id=rejected_id, rejected=rejected, n_votes=verdict.n_votes,
+                      agreement=verdict.agreement, confidence=verdict.confidence, margin=verdict.margin)
+
+
+@dataclass(frozen=True)
+class FittedDawidSkene:
+    items: np.ndarray[Any, np.dtype[np.int64]]  # item ids, ascending
+    posterior: aggregate.Posterior
+    policy: TiePolicy
+
+    def verdict(self, item_id: int, votes: Counts) -> Verdict | None:
+        at = int(np.searchsorted(self.items, item_id))
+        if at >= len(self.items) or self.items[at] != item_id:
+            return None
+        return aggregate.ds_verdict(votes, self.posterior.items[at], self.posterior.classes, self.policy)
+
+
+def _fit_dawid_skene(session: Session, ctx: Context) -> FittedDawidSkene:
+    """The first pass: every kept item's votes as integers, and the EM fit over them."""
+    items, annotators, labels = array("q"), array("q"), array("q")
+    code = {choice: n for n, choice in enumerate(CHOICES)}
+    rows = _rows(session, ctx, query.labels(ctx.scope))
+    for item_id, item_rows in itertools.groupby(rows, key=lambda r: r[0]):
+        votes = list(item_rows)
+        if not _kept(Counts.of(Vote(choice) for _, _, choice in votes), ctx, Tally()):
+            continue
+        for _, annotator_id, choice in votes:
+            items.append(item_id)
+            annotators.append(annotator_id)
+            labels.append(code[choice])
+    ids, item_index = np.unique(np.frombuffer(items, np.int64), return_inverse=True)
+    _, annotator_index = np.unique(np.frombuffer(annotators, np.int64), return_inverse=True)
+    fitted = aggregate.dawid_skene(
+        Labels(item_index.astype(np.int64), annotator_index.astype(np.int64),
+               np.frombuffer(labels, np.int64)),
+        tie_policy=ctx.options.tie_policy)
+    return FittedDawidSkene(ids, fitted, ctx.options.tie_policy)
+
+
+def _bradley_terry(rows: list[Any], ctx: Context, tally: Tally) -> Iterator[Preference]:
+    """Every pair Bradley-Terry implies among one prompt's candidates; the direct votes when an item
+    compared the pair."""
+    kept = [(row, votes) for row in rows if _kept(votes := _votes(row), ctx, tally)]
+    index: dict[int, int] = {}
+    texts: dict[int, str] = {}
+    for row, _ in kept:
+        for cid, text in ((row.a_id, row.a_text), (row.b_id, row.b_text)):
+            index.setdefault(cid, len(index))
+            texts[cid] = text
+    ids = list(index)
+    comparisons = [ranking.Comparison(index[row.a_id], index[row.b_id], votes) for row, votes in kept]
+    direct = {frozenset((row.a_id, row.b_id)): (row, votes) for row, votes in kept}
+    implied = ranking.implied_pairs(comparisons, len(ids), tie_policy=ctx.options.tie_policy)
+    emitted = set()
+    policy = ctx.options.tie_policy
+    for pair in implied:
+        winner, loser = ids[pair.winner], ids[pair.loser]
+        row, votes = direct.get(frozenset((winner, loser)), (None, Counts()))
+        n, share = votes.counted(policy), None
+        if row is not None and n:
+            share = votes.weight("a" if row.a_id == winner else "b", policy) / n
+        emitted.add(None if row is None else row.id)
+        tally.preferences += 1
+        tally.implied_pairs += row is None
+        yield Preference(item_id=None if row is None else row.id, prompt_id=rows[0].prompt_id,
+                         messages=rows[0].messages, chosen_id=winner, chosen=texts[winner], rejected_id=loser,
+                         rejected=texts[loser], n_votes=n, agreement=share,
+                         confidence=pair.probability, margin=pair.margin)
+    tally.items_undecided += sum(row.id not in emitted for row, _ in kept)
+
+
+def _ratings(session: Session, ctx: Context, tally: Tally) -> Iterator[str]:
+    names = Pseudonyms(ctx.secret, ctx.scope.project_id)
+    shape = Shape(ctx.options.style, ctx.options.margin)
+    for row in _rows(session, ctx, query.rated(ctx.scope)):
+        tally.items_with_votes += 1
+        yield formats.ratings_line(RatedResponse(
+            candidate_id=row.candidate_id, item_id=row.id, prompt_id=row.prompt_id, messages=row.messages,
+            response=row.text, model=row.model, attributes=ctx.attributes,
+            ratings=[(names[who], given) for who, given in zip(row.annotators, row.given, strict=True)]),
+            shape)
+
+
+def _raw(session: Session, ctx: Context) -> Iterator[str]:
+    names = Pseudonyms(ctx.secret, ctx.scope.project_id)
+    for row in _rows(session, ctx, query.judgements(ctx.scope)):
+        yield formats.raw_line(JudgementRow(
+            judgement_id=row.id, item_id=row.item_id, prompt_id=row.prompt_id, kind=str(row.kind),
+            candidate_a_id=row.candidate_a_id, candidate_b_id=row.candidate_b_id,
+            annotator=names[row.annotator_id], swapped=row.swapped,
+            choice=None if row.choice is None else str(row.choice), strength=row.strength,
+            ratings=row.ratings, rationale=row.rationale, flags=list(row.flags or []), seconds=row.seconds,
+            guideline_version=row.guideline_version, created_at=row.created_at))
