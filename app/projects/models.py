@@ -128,6 +128,9 @@ class Candidate(Base):
     revision: Mapped[str] = mapped_column(String(120), default="")
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     seed: Mapped[int | None] = mapped_column(BigInteger)
+    # quality flags set at generation (long, empty, whitespace, repetitive): kept from items unless the
+    # project's generation settings say include_flagged
+    flags: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

@@ -49,7 +49,8 @@ def _projects(factory: sessionmaker[Session], model_dir: Path, *, count: int, pr
         admin = make_user(session, Role.ADMIN)
         for _ in range(count):
             project = make_project(session, candidates_per_prompt=N)
-            project.generation = {"model": str(model_dir), "max_new_tokens": max_new_tokens, "seed": 1}
+            project.generation = {"model": str(model_dir), "max_new_tokens": max_new_tokens, "seed": 1,
+                                  "include_flagged": True}  # a random model rambles: pair it all the same
             for i in range(prompts):
                 make_prompt(session, project, f"the sky is {i}")
             generation_service.start_run(session, project=project, actor=admin)
