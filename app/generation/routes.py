@@ -6,8 +6,9 @@ from fastapi import APIRouter, Body, Request
 from starlette.responses import Response
 
 from app.db import utcnow
+from app.generation import configs as configs_service
 from app.generation import service as generation_service
-from app.generation.schemas import RunOut, RunStart
+from app.generation.schemas import ConfigIn, ConfigOut, RunOut, RunStart
 from app.web import htmx
 from app.web.deps import AdminDep, ProjectDep, SessionDep
 from app.web.templating import render, render_page_or_fragment
@@ -44,3 +45,23 @@ def api_start(project: ProjectDep, admin: AdminDep, session: SessionDep,
 @api.get("/projects/{project_id}/generation-runs", response_model=list[RunOut], name="generation:api_list")
 def api_list(project: ProjectDep, session: SessionDep) -> list[RunOut]:
     return generation_service.run_views(session, project_id=project.id, now=utcnow())
+
+
+@api.get("/projects/{project_id}/generation-configs", response_model=list[ConfigOut],
+         name="generation:api_configs")
+def api_configs(project: ProjectDep, session: SessionDep) -> list[ConfigOut]:
+    """The project's configs; while it has none, its own generation settings as the implicit "default"."""
+    return [c.out() for c in configs_service.list_configs(session, project=project)]
+
+
+@api.post("/projects/{project_id}/generation-configs", response_model=ConfigOut, status_code=201,
+          name="generation:api_config_create")
+def api_config_create(body: ConfigIn, project: ProjectDep, admin: AdminDep, session: SessionDep) -> ConfigOut:
+    return configs_service.create_config(session, project=project, body=body, actor=admin).out()
+
+
+@api.delete("/projects/{project_id}/generation-configs/{key}", status_code=204,
+            name="generation:api_config_delete")
+def api_config_delete(key: str, project: ProjectDep, admin: AdminDep, session: SessionDep) -> Response:
+    configs_service.delete_config(session, project=project, key=key, actor=admin)
+    return Response(status_code=204)
