@@ -288,13 +288,15 @@ def build_items(session: Session, *, project: Project, prompt_id: int) -> int:
     pair up to 4 candidates, a balanced sample of 2n pairs above (design.py). Call it once the prompt has
     all its candidates: a larger n gives a different sample, and earlier pairs stay.
     """
-    query = (select(Candidate.id, Candidate.config_key, Candidate.sample_index)
+    query = (select(Candidate.id, Candidate.config_key, Candidate.sample_index,
+                    func.jsonb_array_length(Candidate.flags).label("flags"))
              .join(Prompt, Prompt.id == Candidate.prompt_id)
              .where(Candidate.prompt_id == prompt_id, Prompt.project_id == project.id).order_by(Candidate.id))
-    if not (project.generation or {}).get("include_flagged"):
-        query = query.where(func.jsonb_array_length(Candidate.flags) == 0)
-    rows = session.execute(query).all()
-    if project.mode == Mode.PAIRWISE and len({r.config_key for r in rows}) > 1:
+    every = session.execute(query).all()
+    cross = len({r.config_key for r in every}) > 1  # decided before filtering: a flagged config still counts
+    include_flagged = bool((project.generation or {}).get("include_flagged"))
+    rows = [r for r in every if include_flagged or not r.flags]
+    if project.mode == Mode.PAIRWISE and cross:
         base = {"project_id": project.id, "prompt_id": prompt_id, "open_slots": project.overlap_k,
                 "judgement_count": 0, "kind": ItemKind.PAIR.value}
         pairs = [{**base, "candidate_a_id": a.id, "candidate_b_id": b.id} for a, b in combinations(rows, 2)
