@@ -65,3 +65,38 @@ def api_config_create(body: ConfigIn, project: ProjectDep, admin: AdminDep, sess
 def api_config_delete(key: str, project: ProjectDep, admin: AdminDep, session: SessionDep) -> Response:
     configs_service.delete_config(session, project=project, key=key, actor=admin)
     return Response(status_code=204)
+
+
+def _panel(request: Request, project: ProjectDep, session: SessionDep) -> Response:
+    panel = generation_service.panel_state(session, project=project, now=utcnow())
+    if htmx.is_htmx(request):
+        return render(request, "generation/_panel.html", {"project": project, "panel": panel})
+    return htmx.redirect(request, str(request.url_for("generation:panel", project_id=project.id)))
+
+
+@router.post("/projects/{project_id}/generation/{run_id}/cancel", name="generation:cancel")
+def cancel(request: Request, run_id: int, project: ProjectDep, admin: AdminDep,
+           session: SessionDep) -> Response:
+    generation_service.cancel_run(session, project=project, run_id=run_id, actor=admin, now=utcnow())
+    return _panel(request, project, session)
+
+
+@router.post("/projects/{project_id}/generation/{run_id}/retry", name="generation:retry")
+def retry(request: Request, run_id: int, project: ProjectDep, admin: AdminDep,
+          session: SessionDep) -> Response:
+    generation_service.retry_run(session, project=project, run_id=run_id, actor=admin)
+    return _panel(request, project, session)
+
+
+@api.post("/projects/{project_id}/generation-runs/{run_id}/cancel", response_model=RunOut,
+          name="generation:api_cancel")
+def api_cancel(run_id: int, project: ProjectDep, admin: AdminDep, session: SessionDep) -> RunOut:
+    run = generation_service.cancel_run(session, project=project, run_id=run_id, actor=admin, now=utcnow())
+    return generation_service.run_out(run, now=utcnow())
+
+
+@api.post("/projects/{project_id}/generation-runs/{run_id}/retry", response_model=RunOut, status_code=201,
+          name="generation:api_retry")
+def api_retry(run_id: int, project: ProjectDep, admin: AdminDep, session: SessionDep) -> RunOut:
+    run = generation_service.retry_run(session, project=project, run_id=run_id, actor=admin)
+    return generation_service.run_out(run, now=utcnow())

@@ -25,6 +25,9 @@ class RunOut(BaseModel):
     percent: float
     prompts_per_second: float | None
     eta_seconds: float | None
+    tokens: int = Field(description="tokens generated so far")
+    tokens_per_second: float | None
+    failures: list[dict[str, Any]] = Field(description="prompts skipped: prompt_id, config, reason")
     error: str | None
     created_at: datetime
     started_at: datetime | None

@@ -139,13 +139,16 @@ def progress(run: GenerationRun, *, now: datetime) -> dict[str, Any]:
     """done/total/status/error, percent, prompts per second since generation began, ETA in seconds."""
     done, total = min(run.done_prompts, run.total_prompts), run.total_prompts
     rate: float | None = None
+    token_rate: float | None = None
     if run.started_at is not None and done > 0:
         elapsed = ((run.finished_at or now) - run.started_at).total_seconds()
         rate = done / elapsed if elapsed > 0 else None
+        token_rate = (run.tokens or 0) / elapsed if elapsed > 0 else None
     eta = (total - done) / rate if rate and run.status == RunStatus.RUNNING else None
     percent = 100.0 if run.status == RunStatus.DONE else (100.0 * done / total if total else 0.0)
     return {"status": run.status, "done": done, "total": total, "error": run.error,
             "percent": round(percent, 1), "prompts_per_second": rate, "eta_seconds": eta,
+            "tokens_per_second": token_rate,
             "active": run.status in ACTIVE}
 
 
@@ -154,8 +157,36 @@ def run_out(run: GenerationRun, *, now: datetime) -> RunOut:
     return RunOut(id=run.id, project_id=run.project_id, status=run.status, model=run.model, params=run.params,
                   total_prompts=info["total"], done_prompts=info["done"], percent=info["percent"],
                   prompts_per_second=info["prompts_per_second"], eta_seconds=info["eta_seconds"],
+                  tokens=run.tokens or 0, tokens_per_second=info["tokens_per_second"],
+                  failures=list(run.failures or []),
                   error=run.error, created_at=run.created_at, started_at=run.started_at,
                   finished_at=run.finished_at)
+
+
+def cancel_run(session: Session, *, project: Project, run_id: int, actor: User,
+               now: datetime) -> GenerationRun:
+    """Cancel a queued or running run and its job; a worker on it stops at its next batch (its heartbeat
+    fails). What was stored stays. Conflict when the run has already ended."""
+    run = get_run(session, project_id=project.id, run_id=run_id)
+    run = _run(session, run.id)
+    if run.status not in ACTIVE:
+        raise Conflict(f"the run is already {run.status}")
+    job = jobs_service.find(session, run.job_id) if run.job_id is not None else None
+    if job is not None and job.status in jobs_service.ACTIVE:
+        jobs_service.cancel(session, job_id=job.id, now=now)
+    _finish(run, RunStatus.CANCELLED, now, error=None)
+    session.flush()
+    audit_service.record(session, actor_id=actor.id, action="generation.cancel", project_id=project.id,
+                         target=f"generation run {run.id}")
+    return run
+
+
+def retry_run(session: Session, *, project: Project, run_id: int, actor: User) -> GenerationRun:
+    """A new run for what the ended run `run_id` left undone (its failed prompts included)."""
+    run = get_run(session, project_id=project.id, run_id=run_id)
+    if run.status in ACTIVE:
+        raise Conflict("the run is still active: cancel it first")
+    return start_run(session, project=project, actor=actor)
 
 
 # -- the worker's steps: each runs in its own short transaction ------------------------------------
@@ -220,7 +251,9 @@ def store_batch(session: Session, *, plan: RunPlan, config_key: str,
 
 
 def finish_run(session: Session, *, run_id: int, now: datetime) -> None:
-    _finish(_run(session, run_id), RunStatus.DONE, now, error=None)
+    run = _run(session, run_id)
+    if run.status in ACTIVE:  # a run cancelled after the last batch stays cancelled
+        _finish(run, RunStatus.DONE, now, error=None)
     session.flush()
 
 
