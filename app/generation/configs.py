@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -10,7 +11,7 @@ from app.accounts.models import User
 from app.audit import service as audit_service
 from app.errors import Conflict, Invalid, NotFound
 from app.generation.models import BackendKind, GenerationConfig
-from app.generation.schemas import ConfigData, ConfigIn
+from app.generation.schemas import ConfigData, ConfigForm, ConfigIn
 from app.projects.models import Project
 from app.projects.schemas import GenerationSettings
 
@@ -37,6 +38,16 @@ def list_configs(session: Session, *, project: Project) -> list[ConfigData]:
         return [implicit_config(project)]
     return [ConfigData(key=r.key, backend=BackendKind(r.backend), model=r.model, params=dict(r.params),
                        remote=dict(r.remote)) for r in rows]
+
+
+def create_from_form(session: Session, *, project: Project, form: ConfigForm, actor: User) -> ConfigData:
+    try:
+        body = form.to_config()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or None
+        raise Invalid(f"{field or 'config'}: {error['msg']}", field=field) from exc
+    return create_config(session, project=project, body=body, actor=actor)
 
 
 def create_config(session: Session, *, project: Project, body: ConfigIn, actor: User) -> ConfigData:

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Form, Request
 from starlette.responses import Response
 
 from app.db import utcnow
 from app.generation import configs as configs_service
 from app.generation import service as generation_service
-from app.generation.schemas import ConfigIn, ConfigOut, RunOut, RunStart
+from app.generation.schemas import ConfigForm, ConfigIn, ConfigOut, RunOut, RunStart
 from app.web import htmx
 from app.web.deps import AdminDep, ProjectDep, SessionDep
 from app.web.templating import render, render_page_or_fragment
@@ -29,8 +29,23 @@ def start(request: Request, project: ProjectDep, admin: AdminDep, session: Sessi
 @router.get("/projects/{project_id}/generation/panel", name="generation:panel")
 def panel(request: Request, project: ProjectDep, session: SessionDep) -> Response:
     panel = generation_service.panel_state(session, project=project, now=utcnow())
+    configs = configs_service.list_configs(session, project=project)
     return render_page_or_fragment(request, page="generation/panel.html", fragment="generation/_panel.html",
-                                   context={"project": project, "panel": panel})
+                                   context={"project": project, "panel": panel, "configs": configs})
+
+
+@router.post("/projects/{project_id}/generation/configs", name="generation:config_create")
+def config_create(request: Request, form: Annotated[ConfigForm, Form()], project: ProjectDep,
+                  admin: AdminDep, session: SessionDep) -> Response:
+    configs_service.create_from_form(session, project=project, form=form, actor=admin)
+    return htmx.redirect(request, str(request.url_for("generation:panel", project_id=project.id)))
+
+
+@router.post("/projects/{project_id}/generation/configs/{key}/delete", name="generation:config_delete")
+def config_delete(request: Request, key: str, project: ProjectDep, admin: AdminDep,
+                  session: SessionDep) -> Response:
+    configs_service.delete_config(session, project=project, key=key, actor=admin)
+    return htmx.redirect(request, str(request.url_for("generation:panel", project_id=project.id)))
 
 
 @api.post("/projects/{project_id}/generation-runs", response_model=RunOut, status_code=201,

@@ -134,3 +134,27 @@ class ConfigData:
     def out(self) -> ConfigOut:
         return ConfigOut(key=self.key, backend=self.backend, model=self.model, params=self.params,
                          remote=self.remote, implicit=self.implicit)
+
+
+class ConfigForm(BaseModel):
+    """The HTML form of a config: stop sequences one per line, empty fields for the defaults."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
+
+    key: str = Field(max_length=64)
+    backend: BackendKind = BackendKind.TRANSFORMERS
+    model: str = Field(default="", max_length=300)
+    max_new_tokens: int = 256
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int = 0
+    stop: str = Field(default="", max_length=1000)
+    system_prompt: str = Field(default="", max_length=10_000)
+    base_url: str = ""
+    api_key_env: str = ""
+
+    def to_config(self) -> ConfigIn:
+        """Raises pydantic's ValidationError, like the JSON body would."""
+        values = self.model_dump()
+        values["stop"] = [line for line in self.stop.splitlines() if line.strip()]
+        return ConfigIn.model_validate(values)

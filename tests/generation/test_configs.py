@@ -20,7 +20,7 @@ from app.generation.generator import Conversation, DecodingParams, Sample
 from app.generation.models import GenerationRun, RunStatus
 from app.generation.schemas import ConfigIn
 from app.projects.models import Candidate, Item, Project
-from tests.factories import bearer, make_project, make_prompt, make_user
+from tests.factories import bearer, login, make_project, make_prompt, make_user
 from tests.generation.test_worker import _claim
 
 
@@ -136,3 +136,30 @@ def test_configs_api_creates_lists_refuses_and_deletes(app_client: TestClient, d
 
     assert app_client.delete(f"{url}/vllm", headers=headers).status_code == 204
     assert app_client.delete(f"{url}/vllm", headers=headers).status_code == 404
+
+
+def test_admin_adds_and_removes_a_config_with_the_form(app_client: TestClient, db: Session) -> None:
+    admin = make_user(db, Role.ADMIN)
+    project = make_project(db)
+    token = login(app_client, db, admin)
+    page = app_client.get(f"/projects/{project.id}/generation/panel").text
+    assert "Add a config" in page and "(the project's settings)" in page
+
+    form = {"key": "terse", "model": "", "max_new_tokens": "64", "temperature": "0.7", "top_p": "0.9",
+            "seed": "3", "stop": "\nEND\n\n###\n", "system_prompt": "Be <terse>.", "csrf_token": token}
+    created = app_client.post(f"/projects/{project.id}/generation/configs", data=form)
+    assert created.status_code == 303
+    [config] = configs_service.list_configs(db, project=project)
+    assert (config.key, config.params["stop"], config.params["system_prompt"]) == ("terse", ["END", "###"],
+                                                                                   "Be <terse>.")
+    page = app_client.get(f"/projects/{project.id}/generation/panel").text
+    assert "stop END · ###" in page and "<terse>" not in page
+
+    bad = app_client.post(f"/projects/{project.id}/generation/configs",
+                          data={**form, "key": "remote", "backend": "openai"})
+    assert bad.status_code == 422 and "base_url" in bad.text
+
+    removed = app_client.post(f"/projects/{project.id}/generation/configs/terse/delete",
+                              data={"csrf_token": token})
+    assert removed.status_code == 303
+    assert [c.key for c in configs_service.list_configs(db, project=project)] == ["default"]
