@@ -293,7 +293,8 @@ def build_items(session: Session, *, project: Project, prompt_id: int) -> int:
              .join(Prompt, Prompt.id == Candidate.prompt_id)
              .where(Candidate.prompt_id == prompt_id, Prompt.project_id == project.id).order_by(Candidate.id))
     every = session.execute(query).all()
-    cross = len({r.config_key for r in every}) > 1  # decided before filtering: a flagged config still counts
+    # decided before filtering (a config whose answer was flagged still counts), on model configs only
+    cross = len({r.config_key for r in every if r.config_key != IMPORT_CONFIG_KEY}) > 1
     include_flagged = bool((project.generation or {}).get("include_flagged"))
     rows = [r for r in every if include_flagged or not r.flags]
     if project.mode == Mode.PAIRWISE and cross:
