@@ -198,7 +198,9 @@ def begin_run(session: Session, *, run_id: int) -> RunPlan | None:
     if run is None or run.status not in ACTIVE:
         return None
     project = _project(session, run.project_id)
-    configs = [ConfigData(**{**c, "backend": BackendKind(c["backend"])}) for c in run.params["configs"]]
+    stored = run.params.get("configs")  # absent on runs queued before configs existed
+    configs = ([ConfigData(**{**c, "backend": BackendKind(c["backend"])}) for c in stored] if stored
+               else configs_service.list_configs(session, project=project))
     run.status = RunStatus.RUNNING
     run.total_prompts = run.done_prompts + remaining_prompts(session, project=project, configs=configs)
     session.flush()
