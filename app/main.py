@@ -17,6 +17,8 @@ from app.agreement.routes import api as agreement_api
 from app.agreement.routes import router as agreement_router
 from app.annotation.routes import api as annotation_api
 from app.annotation.routes import router as annotation_router
+from app.arena.routes import api as arena_api
+from app.arena.routes import router as arena_router
 from app.audit.routes import api as audit_api
 from app.audit.routes import router as audit_router
 from app.config import Settings, get_settings
@@ -93,9 +95,9 @@ def create_app(
     openapi.install(app)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     routers = (accounts_router, projects_router, generation_router, annotation_router, export_router,
-               guidelines_router, audit_router, gold_router, agreement_router)
+               guidelines_router, audit_router, gold_router, agreement_router, arena_router)
     apis = (accounts_api, projects_api, generation_api, annotation_api, export_api, guidelines_api,
-            audit_api, gold_api, agreement_api)
+            audit_api, gold_api, agreement_api, arena_api)
     for router in routers:
         app.include_router(router, include_in_schema=False)  # HTML pages: the OpenAPI schema is the JSON API
     for api in apis:

@@ -5,7 +5,7 @@ from app.annotation.models import Judgement, Rating
 from app.assignment.models import Lease
 from app.audit.models import AuditEvent
 from app.db import Base
-from app.generation.models import GenerationRun
+from app.generation.models import GenerationConfig, GenerationRun
 from app.gold.models import AnnotatorStanding, CalibrationAnswer, CalibrationAttempt, GoldAnswer, GoldScore
 from app.guidelines.models import GuidelineAcknowledgement, GuidelineVersion
 from app.jobs.models import Job
@@ -20,6 +20,7 @@ __all__ = [
     "CalibrationAnswer",
     "CalibrationAttempt",
     "Candidate",
+    "GenerationConfig",
     "GenerationRun",
     "GoldAnswer",
     "GoldScore",

@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"assignment", "generation"},
     {"annotation"},
     {"export", "agreement"},
+    {"arena"},
     {"training"},
 ]
 TIER = {domain: level for level, domains in enumerate(LAYERS) for domain in domains}

@@ -8,9 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.generation.model_store import resolve_model
 
@@ -23,9 +23,17 @@ class DecodingParams:
     temperature: float = 0.8  # 0: greedy
     top_p: float = 0.95
     seed: int = 0
+    stop: tuple[str, ...] = ()  # the text ends before the first of these
 
-    def as_dict(self) -> dict[str, int | float]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "stop": list(self.stop)}
+
+    @classmethod
+    def of(cls, params: dict[str, Any]) -> DecodingParams:
+        """From a config's params; unknown keys (system_prompt) are left out."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in params.items() if k in known}
+        return cls(**{**values, "stop": tuple(values.get("stop", ()))})
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,16 @@ class Sample:
     sample_index: int
     seed: int  # the seed this sample's random draws came from
     tokens: int  # generated tokens, end-of-sequence excluded
+
+
+class GenerationFailed(Exception):
+    """Some prompts of a batch failed for good: `partial[i]` holds prompt i's samples, or None with its
+    reason in `reasons[i]`. The worker stores the rest and records the failures."""
+
+    def __init__(self, partial: list[list[Sample] | None], reasons: dict[int, str]) -> None:
+        super().__init__(f"{len(reasons)} of {len(partial)} prompts failed")
+        self.partial = partial
+        self.reasons = reasons
 
 
 class Backend(Protocol):
@@ -54,6 +72,26 @@ def sample_seed(base_seed: int, conversation: Conversation, sample_index: int) -
     """
     key = json.dumps([base_seed, sample_index, conversation], sort_keys=True, ensure_ascii=False)
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def with_system(conversation: Conversation, system_prompt: str) -> Conversation:
+    """The conversation with `system_prompt` as its first turn, unless it has a system turn already."""
+    if not system_prompt or any(turn.get("role") == "system" for turn in conversation):
+        return conversation
+    return [{"role": "system", "content": system_prompt}, *conversation]
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """`text` up to the earliest stop sequence (which is dropped); all of it when none occurs."""
+    ends = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return text[: min(ends)] if ends else text
+
+
+def load_remote_backend(model: str, remote: dict[str, Any]) -> Backend:
+    """An OpenAI-compatible server's backend, from a config's model name and `remote` settings."""
+    from app.generation.backends.openai_backend import OpenAIBackend
+
+    return OpenAIBackend.from_config(model, remote)
 
 
 def load_backend(model: str, models_dir: Path, device: str = "auto", batch_size: int = 8) -> Backend:

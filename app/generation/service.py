@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import cast, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,15 +16,15 @@ from app.accounts.models import User
 from app.audit import service as audit_service
 from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
-from app.generation.models import GenerationRun, RunStatus
-from app.generation.schemas import PanelState, PromptData, RunOut, RunPlan
+from app.generation import configs as configs_service
+from app.generation import flags
+from app.generation.models import BackendKind, GenerationRun, RunStatus
+from app.generation.schemas import ConfigData, PanelState, PromptData, RunOut, RunPlan
 from app.jobs import service as jobs_service
 from app.projects import service as projects_service
 from app.projects.models import CandidateSource, Project
-from app.projects.schemas import GenerationSettings
 
 JOB_KIND = "generate"
-CONFIG_KEY = "default"
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 COUNT_LIMIT = 10_000_000
 BUSY = "a generation run of this project is already queued or running"
@@ -36,32 +37,29 @@ class SampleLike(Protocol):
     def sample_index(self) -> int: ...
     @property
     def seed(self) -> int: ...
-
-
-def generation_settings(project: Project) -> GenerationSettings:
-    try:
-        return GenerationSettings.model_validate(project.generation or {})
-    except ValidationError as exc:
-        raise Invalid(f"the project's generation settings are not valid: {exc.errors()[0]['msg']}",
-                      field="generation") from exc
+    @property
+    def tokens(self) -> int: ...
 
 
 def start_run(session: Session, *, project: Project, actor: User, model: str | None = None) -> GenerationRun:
-    """A queued run for the project's prompts lacking candidates, and its job, in the caller's transaction.
+    """A queued run for the prompts lacking candidates under any of the project's configs, and its job,
+    in the caller's transaction. `model` overrides the model of a project without configs.
 
     Conflict while another run of the project is active (a partial unique index backs the check).
     """
-    config = generation_settings(project)
+    configs = configs_service.list_configs(session, project=project)
+    if model is not None and len(configs) == 1 and configs[0].implicit:
+        configs = [replace(configs[0], model=model.strip())]
     reconcile_runs(session, project_id=project.id, now=utcnow())
     if latest_run(session, project_id=project.id, active_only=True) is not None:
         raise Conflict(BUSY)
-    total = remaining_prompts(session, project=project)
+    total = remaining_prompts(session, project=project, configs=configs)
     if total == 0:
         raise Invalid("every prompt already has its candidates: import prompts first")
     run = GenerationRun(project_id=project.id, status=RunStatus.QUEUED,
-                        model=(config.model if model is None else model).strip(),
-                        params=config.model_dump(exclude={"model"}), total_prompts=total, done_prompts=0,
-                        created_by_id=actor.id)
+                        model=", ".join(c.model for c in configs)[:300],
+                        params={"configs": [asdict(c) for c in configs]}, total_prompts=total,
+                        done_prompts=0, created_by_id=actor.id, tokens=0, failures=[])
     try:
         with session.begin_nested():
             session.add(run)
@@ -72,16 +70,19 @@ def start_run(session: Session, *, project: Project, actor: User, model: str | N
     session.flush()
     audit_service.record(session, actor_id=actor.id, action="generation.start", project_id=project.id,
                          target=f"generation run {run.id}",
-                         after={"model": run.model, "params": run.params, "total_prompts": total})
+                         after={"model": run.model, "configs": [c.key for c in configs],
+                                "total_prompts": total})
     return run
 
 
-def remaining_prompts(session: Session, *, project: Project) -> int:
-    """How many of the project's prompts still lack their model candidates."""
-    lacking = projects_service.prompts_without_candidates(
-        session, project_id=project.id, config_key=CONFIG_KEY, n=project.candidates_per_prompt,
-        limit=COUNT_LIMIT)
-    return len(lacking)
+def remaining_prompts(session: Session, *, project: Project,
+                      configs: Sequence[ConfigData] | None = None) -> int:
+    """How many (prompt, config) pairs still lack their model candidates."""
+    if configs is None:
+        configs = configs_service.list_configs(session, project=project)
+    return sum(len(projects_service.prompts_without_candidates(
+        session, project_id=project.id, config_key=c.key, n=project.candidates_per_prompt, limit=COUNT_LIMIT))
+        for c in configs)
 
 
 def list_runs(session: Session, *, project_id: int, limit: int = 10) -> list[GenerationRun]:
@@ -138,13 +139,16 @@ def progress(run: GenerationRun, *, now: datetime) -> dict[str, Any]:
     """done/total/status/error, percent, prompts per second since generation began, ETA in seconds."""
     done, total = min(run.done_prompts, run.total_prompts), run.total_prompts
     rate: float | None = None
+    token_rate: float | None = None
     if run.started_at is not None and done > 0:
         elapsed = ((run.finished_at or now) - run.started_at).total_seconds()
         rate = done / elapsed if elapsed > 0 else None
+        token_rate = (run.tokens or 0) / elapsed if elapsed > 0 else None
     eta = (total - done) / rate if rate and run.status == RunStatus.RUNNING else None
     percent = 100.0 if run.status == RunStatus.DONE else (100.0 * done / total if total else 0.0)
     return {"status": run.status, "done": done, "total": total, "error": run.error,
             "percent": round(percent, 1), "prompts_per_second": rate, "eta_seconds": eta,
+            "tokens_per_second": token_rate,
             "active": run.status in ACTIVE}
 
 
@@ -153,8 +157,36 @@ def run_out(run: GenerationRun, *, now: datetime) -> RunOut:
     return RunOut(id=run.id, project_id=run.project_id, status=run.status, model=run.model, params=run.params,
                   total_prompts=info["total"], done_prompts=info["done"], percent=info["percent"],
                   prompts_per_second=info["prompts_per_second"], eta_seconds=info["eta_seconds"],
+                  tokens=run.tokens or 0, tokens_per_second=info["tokens_per_second"],
+                  failures=list(run.failures or []),
                   error=run.error, created_at=run.created_at, started_at=run.started_at,
                   finished_at=run.finished_at)
+
+
+def cancel_run(session: Session, *, project: Project, run_id: int, actor: User,
+               now: datetime) -> GenerationRun:
+    """Cancel a queued or running run and its job; a worker on it stops at its next batch (its heartbeat
+    fails). What was stored stays. Conflict when the run has already ended."""
+    run = get_run(session, project_id=project.id, run_id=run_id)
+    run = _run(session, run.id)
+    if run.status not in ACTIVE:
+        raise Conflict(f"the run is already {run.status}")
+    job = jobs_service.find(session, run.job_id) if run.job_id is not None else None
+    if job is not None and job.status in jobs_service.ACTIVE:
+        jobs_service.cancel(session, job_id=job.id, now=now)
+    _finish(run, RunStatus.CANCELLED, now, error=None)
+    session.flush()
+    audit_service.record(session, actor_id=actor.id, action="generation.cancel", project_id=project.id,
+                         target=f"generation run {run.id}")
+    return run
+
+
+def retry_run(session: Session, *, project: Project, run_id: int, actor: User) -> GenerationRun:
+    """A new run for what the ended run `run_id` left undone (its failed prompts included)."""
+    run = get_run(session, project_id=project.id, run_id=run_id)
+    if run.status in ACTIVE:
+        raise Conflict("the run is still active: cancel it first")
+    return start_run(session, project=project, actor=actor)
 
 
 # -- the worker's steps: each runs in its own short transaction ------------------------------------
@@ -166,50 +198,64 @@ def begin_run(session: Session, *, run_id: int) -> RunPlan | None:
     if run is None or run.status not in ACTIVE:
         return None
     project = _project(session, run.project_id)
+    stored = run.params.get("configs")  # absent on runs queued before configs existed
+    configs = ([ConfigData(**{**c, "backend": BackendKind(c["backend"])}) for c in stored] if stored
+               else configs_service.list_configs(session, project=project))
     run.status = RunStatus.RUNNING
-    run.total_prompts = run.done_prompts + remaining_prompts(session, project=project)
+    run.total_prompts = run.done_prompts + remaining_prompts(session, project=project, configs=configs)
     session.flush()
     return RunPlan(run_id=run.id, project_id=project.id, model=run.model, params=dict(run.params),
-                   candidates_per_prompt=project.candidates_per_prompt)
+                   candidates_per_prompt=project.candidates_per_prompt, configs=configs)
 
 
-def mark_started(session: Session, *, run_id: int, params: dict[str, Any], now: datetime) -> None:
-    """The model is loaded: record the exact decoding parameters and when generating began."""
+def mark_started(session: Session, *, run_id: int, now: datetime) -> None:
+    """The first model is loaded: generating begins (the rate and ETA count from here)."""
     run = _run(session, run_id)
-    run.params = params
     run.started_at = run.started_at or now
     session.flush()
 
 
-def next_prompts(session: Session, *, plan: RunPlan, limit: int) -> list[PromptData]:
+def next_prompts(session: Session, *, plan: RunPlan, config_key: str, limit: int) -> list[PromptData]:
     prompts = projects_service.prompts_without_candidates(
-        session, project_id=plan.project_id, config_key=CONFIG_KEY, n=plan.candidates_per_prompt, limit=limit)
+        session, project_id=plan.project_id, config_key=config_key, n=plan.candidates_per_prompt, limit=limit)
     return [PromptData(id=p.id, messages=[dict(m) for m in p.messages]) for p in prompts]
 
 
-def store_batch(session: Session, *, plan: RunPlan, results: Sequence[tuple[int, Sequence[SampleLike]]],
-                model_id: str, revision: str, params: dict[str, Any]) -> int:
-    """Store each prompt's samples and build its items; returns the prompts that got new candidates.
+def store_batch(session: Session, *, plan: RunPlan, config_key: str,
+                results: Sequence[tuple[int, Sequence[SampleLike]]], model_id: str, revision: str,
+                params: dict[str, Any], failures: Sequence[dict[str, Any]] = ()) -> int:
+    """Store each prompt's samples (with their flags); build a prompt's items once every config of the run
+    has answered it. Returns the prompts that got new candidates; `failures` are recorded on the run.
 
     Idempotent: a sample already stored (same prompt, config and index) is skipped by the unique key.
     """
     project = _project(session, plan.project_id)
-    filled = 0
+    keys = [c.key for c in plan.configs]
+    filled = tokens = 0
     for prompt_id, samples in results:
         created = [projects_service.add_candidate(
-            session, prompt_id=prompt_id, text=s.text, source=CandidateSource.MODEL, config_key=CONFIG_KEY,
-            sample_index=s.sample_index, model=model_id, revision=revision, params=params, seed=s.seed)
+            session, prompt_id=prompt_id, text=s.text, source=CandidateSource.MODEL, config_key=config_key,
+            sample_index=s.sample_index, model=model_id, revision=revision, params=params, seed=s.seed,
+            flags=flags.flag(s.text, tokens=s.tokens, max_new_tokens=int(params.get("max_new_tokens", 0))))
             for s in samples]
         filled += any(c is not None for c in created)
-        projects_service.build_items(session, project=project, prompt_id=prompt_id)
-    session.execute(update(GenerationRun).where(GenerationRun.id == plan.run_id)
-                    .values(done_prompts=GenerationRun.done_prompts + filled))
+        tokens += sum(s.tokens for s, c in zip(samples, created, strict=True) if c is not None)
+        if projects_service.has_candidates(session, prompt_id=prompt_id, config_keys=keys,
+                                           n=plan.candidates_per_prompt):
+            projects_service.build_items(session, project=project, prompt_id=prompt_id)
+    values: dict[str, Any] = {"done_prompts": GenerationRun.done_prompts + filled,
+                              "tokens": GenerationRun.tokens + tokens}
+    if failures:
+        values["failures"] = GenerationRun.failures.op("||")(cast(list(failures), JSONB))
+    session.execute(update(GenerationRun).where(GenerationRun.id == plan.run_id).values(**values))
     session.flush()
     return filled
 
 
 def finish_run(session: Session, *, run_id: int, now: datetime) -> None:
-    _finish(_run(session, run_id), RunStatus.DONE, now, error=None)
+    run = _run(session, run_id)
+    if run.status in ACTIVE:  # a run cancelled after the last batch stays cancelled
+        _finish(run, RunStatus.DONE, now, error=None)
     session.flush()
 
 

@@ -6,7 +6,6 @@ worker loses at most the batch in flight, and a retry skips what is stored (the 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 
@@ -15,9 +14,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings, get_settings
 from app.db import unit_of_work, utcnow
 from app.generation import service as generation_service
-from app.generation.generator import Backend, DecodingParams, load_backend
+from app.generation.generator import (
+    Backend,
+    DecodingParams,
+    GenerationFailed,
+    Sample,
+    load_backend,
+    load_remote_backend,
+    with_system,
+)
 from app.generation.model_store import ModelNotAvailable
-from app.generation.schemas import PromptData, RunPlan
+from app.generation.models import BackendKind
+from app.generation.schemas import ConfigData, PromptData, RunPlan
 from app.jobs import service as jobs_service
 from app.jobs.runner import Handler, Interrupted, JobData, LeaseLost, PermanentFailure
 
@@ -25,7 +33,6 @@ log = logging.getLogger(__name__)
 BATCH_PROMPTS = 8
 # The first batch is small so the first items reach annotators within seconds of the model loading.
 FIRST_BATCH_PROMPTS = 1
-DECODING_FIELDS = frozenset(f.name for f in dataclasses.fields(DecodingParams))
 
 
 def handle_generate(session_factory: sessionmaker[Session], job: JobData,
@@ -57,18 +64,28 @@ def handle_generate(session_factory: sessionmaker[Session], job: JobData,
 
 
 def _generate(factory: sessionmaker[Session], job: JobData, plan: RunPlan, settings: Settings) -> None:
-    params = DecodingParams(**{k: v for k, v in plan.params.items() if k in DECODING_FIELDS})
-    try:  # slow (and a first use of the bundled model converts it): no transaction is open
-        backend = load_backend(plan.model or settings.generation_model, settings.models_dir)
-    except ModelNotAvailable as exc:
-        raise PermanentFailure(str(exc)) from exc
-    with unit_of_work(factory) as session:
-        generation_service.mark_started(session, run_id=plan.run_id, params=params.as_dict(), now=utcnow())
+    for config in plan.configs:
+        try:  # slow (and a first use of the bundled model converts it): no transaction is open
+            backend = (load_remote_backend(config.model, config.remote)
+                       if config.backend == BackendKind.OPENAI
+                       else load_backend(config.model or settings.generation_model, settings.models_dir))
+        except ModelNotAvailable as exc:
+            raise PermanentFailure(f"config {config.key}: {exc}") from exc
+        with unit_of_work(factory) as session:
+            generation_service.mark_started(session, run_id=plan.run_id, now=utcnow())
+        _generate_config(factory, job, plan, config, backend)
+
+
+def _generate_config(factory: sessionmaker[Session], job: JobData, plan: RunPlan, config: ConfigData,
+                     backend: Backend) -> None:
     seen: set[int] = set()
+    failed: set[int] = set()  # prompts the backend gave up on: skipped for the rest of this run
     limit = FIRST_BATCH_PROMPTS
     while not job.stop.is_set():
         with unit_of_work(factory) as session:
-            batch = generation_service.next_prompts(session, plan=plan, limit=limit)
+            listed = generation_service.next_prompts(session, plan=plan, config_key=config.key,
+                                                     limit=limit + len(failed))
+        batch = [p for p in listed if p.id not in failed][:limit]
         limit = BATCH_PROMPTS
         if not batch:
             return
@@ -76,23 +93,37 @@ def _generate(factory: sessionmaker[Session], job: JobData, plan: RunPlan, setti
         if repeated:  # stored, yet still listed as lacking candidates: stop rather than loop forever
             raise RuntimeError(f"prompts {sorted(repeated)} still lack candidates after generation")
         seen.update(p.id for p in batch)
-        _store(factory, job, plan, batch, backend, params)
+        failed.update(_store(factory, job, plan, config, batch, backend))
     raise Interrupted("worker stopping")
 
 
-def _store(factory: sessionmaker[Session], job: JobData, plan: RunPlan, batch: list[PromptData],
-           backend: Backend, params: DecodingParams) -> None:
-    samples = backend.generate([p.messages for p in batch], plan.candidates_per_prompt, params)
-    results = [(prompt.id, prompt_samples) for prompt, prompt_samples in zip(batch, samples, strict=True)]
+def _store(factory: sessionmaker[Session], job: JobData, plan: RunPlan, config: ConfigData,
+           batch: list[PromptData], backend: Backend) -> list[int]:
+    """Generate and store one batch; returns the prompts that failed."""
+    params = DecodingParams.of(config.params)
+    system = str(config.params.get("system_prompt", ""))
+    conversations = [with_system(p.messages, system) for p in batch]
+    try:
+        samples: list[list[Sample] | None] = list(backend.generate(conversations, plan.candidates_per_prompt,
+                                                                   params))
+        reasons: dict[int, str] = {}
+    except GenerationFailed as exc:
+        samples, reasons = exc.partial, exc.reasons
+    results = [(p.id, s) for p, s in zip(batch, samples, strict=True) if s is not None]
+    failures = [{"prompt_id": batch[i].id, "config": config.key, "reason": reason[:500]}
+                for i, reason in sorted(reasons.items())]
     with unit_of_work(factory) as session:
-        generation_service.store_batch(session, plan=plan, results=results, model_id=backend.model_id,
-                                       revision=backend.revision, params=params.as_dict())
+        generation_service.store_batch(session, plan=plan, config_key=config.key, results=results,
+                                       model_id=backend.model_id, revision=backend.revision,
+                                       params={**params.as_dict(), "system_prompt": system},
+                                       failures=failures)
         run = generation_service.get_run(session, project_id=plan.project_id, run_id=plan.run_id)
         held = jobs_service.heartbeat(session, job_id=job.id, worker_id=job.worker_id,
                                       lease_seconds=job.lease_seconds, now=utcnow(),
                                       progress={"done": run.done_prompts, "total": run.total_prompts})
     if not held:  # the batch is stored either way (idempotent); stop working on a job we lost
         raise LeaseLost(f"job {job.id} is no longer held by {job.worker_id}")
+    return [p.id for p in batch if p.id not in {r[0] for r in results}]
 
 
 def handlers(settings: Settings) -> dict[str, Handler]:

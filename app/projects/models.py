@@ -131,6 +131,9 @@ class Candidate(Base):
     # A direct edit (source EDIT): the annotator who rewrote `parent_id` into this candidate.
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"), index=True)
+    # quality flags set at generation (long, empty, whitespace, repetitive): kept from items unless the
+    # project's generation settings say include_flagged
+    flags: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

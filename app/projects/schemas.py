@@ -37,6 +37,8 @@ class GenerationSettings(BaseModel):
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    include_flagged: bool = Field(default=False, description="let empty, cut-off and repetitive outputs "
+                                  "reach annotators (they are flagged and left out by default)")
 
 
 def _unique_names(value: list[Attribute]) -> list[Attribute]:

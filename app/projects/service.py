@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 import psycopg
@@ -251,11 +252,12 @@ def _store_import(session: Session, project: Project, rows: list[PromptRow]) -> 
 
 def add_candidate(session: Session, *, prompt_id: int, text: str, source: CandidateSource, config_key: str,
                   sample_index: int, model: str = "", revision: str = "",
-                  params: dict[str, Any] | None = None, seed: int | None = None) -> Candidate | None:
+                  params: dict[str, Any] | None = None, seed: int | None = None,
+                  flags: list[str] | None = None) -> Candidate | None:
     """Idempotent on (prompt, config_key, sample_index): None when that candidate already existed."""
     statement = pg_insert(Candidate).values(
         prompt_id=prompt_id, text=text, source=source, config_key=config_key, sample_index=sample_index,
-        model=model, revision=revision, params=params or {}, seed=seed,
+        model=model, revision=revision, params=params or {}, seed=seed, flags=flags or [],
     ).on_conflict_do_nothing(index_elements=["prompt_id", "config_key", "sample_index"])
     return session.scalar(statement.returning(Candidate))
 
@@ -278,15 +280,40 @@ def _insert_items(session: Session, rows: list[dict[str, Any]]) -> int:
 
 
 def build_items(session: Session, *, project: Project, prompt_id: int) -> int:
-    """Creates the prompt's missing items from all its candidates; idempotent, safe to run concurrently.
+    """Creates the prompt's missing items from its candidates; idempotent, safe to run concurrently.
 
-    Pairwise: every pair up to 4 candidates, a balanced sample of 2n pairs above (design.py). Call it once
-    the prompt has all its candidates: a larger n gives a different sample, and earlier pairs stay.
+    Flagged candidates (empty, cut off, repetitive) are left out unless the project's generation settings
+    say `include_flagged`. Candidates of two or more configs are paired across configs only, sample i of
+    one with sample i of the other, so annotators compare models blind. Otherwise pairwise takes every
+    pair up to 4 candidates, a balanced sample of 2n pairs above (design.py). Call it once the prompt has
+    all its candidates: a larger n gives a different sample, and earlier pairs stay.
     """
-    candidate_ids = session.scalars(
-        select(Candidate.id).join(Prompt, Prompt.id == Candidate.prompt_id)
-        .where(Candidate.prompt_id == prompt_id, Prompt.project_id == project.id)).all()
-    return _insert_items(session, _plan_items(project, prompt_id, candidate_ids))
+    query = (select(Candidate.id, Candidate.config_key, Candidate.sample_index,
+                    func.jsonb_array_length(Candidate.flags).label("flags"))
+             .join(Prompt, Prompt.id == Candidate.prompt_id)
+             .where(Candidate.prompt_id == prompt_id, Prompt.project_id == project.id).order_by(Candidate.id))
+    every = session.execute(query).all()
+    # decided before filtering (a config whose answer was flagged still counts), on model configs only
+    cross = len({r.config_key for r in every if r.config_key != IMPORT_CONFIG_KEY}) > 1
+    include_flagged = bool((project.generation or {}).get("include_flagged"))
+    rows = [r for r in every if include_flagged or not r.flags]
+    if project.mode == Mode.PAIRWISE and cross:
+        base = {"project_id": project.id, "prompt_id": prompt_id, "open_slots": project.overlap_k,
+                "judgement_count": 0, "kind": ItemKind.PAIR.value}
+        pairs = [{**base, "candidate_a_id": a.id, "candidate_b_id": b.id} for a, b in combinations(rows, 2)
+                 if a.config_key != b.config_key and a.sample_index == b.sample_index]
+        return _insert_items(session, pairs)
+    return _insert_items(session, _plan_items(project, prompt_id, [r.id for r in rows]))
+
+
+def has_candidates(session: Session, *, prompt_id: int, config_keys: Sequence[str], n: int) -> bool:
+    """Whether the prompt has at least `n` candidates under each of `config_keys`."""
+    rows = session.execute(select(Candidate.config_key, func.count(Candidate.id))
+                           .where(Candidate.prompt_id == prompt_id,
+                                  Candidate.config_key.in_(list(config_keys)))
+                           .group_by(Candidate.config_key))
+    counts = {key: count for key, count in rows}
+    return all(counts.get(key, 0) >= n for key in config_keys)
 
 
 def prompts_without_candidates(session: Session, *, project_id: int, config_key: str, n: int,

@@ -157,7 +157,8 @@ def test_load_backend_on_a_missing_path_raises_a_clear_error(tmp_path: Path) -> 
 
 
 def test_decoding_params_as_dict() -> None:
-    assert DecodingParams().as_dict() == {"max_new_tokens": 256, "temperature": 0.8, "top_p": 0.95, "seed": 0}
+    assert DecodingParams().as_dict() == {"max_new_tokens": 256, "temperature": 0.8, "top_p": 0.95, "seed": 0,
+                                        "stop": []}
 
 
 @pytest.mark.slow

@@ -30,7 +30,10 @@ def test_start_run_queues_a_run_and_its_job_in_the_callers_transaction(db: Sessi
 
     assert (run.status, run.model, run.total_prompts) == (RunStatus.QUEUED, "some/model", 3)
     assert run.done_prompts == 0
-    assert run.params == {"max_new_tokens": 256, "temperature": 0.5, "top_p": 0.95, "seed": 11}
+    [config] = run.params["configs"]
+    assert (config["key"], config["backend"], config["model"]) == ("default", "transformers", "some/model")
+    assert config["params"] == {"max_new_tokens": 256, "temperature": 0.5, "top_p": 0.95, "seed": 11,
+                                "stop": [], "system_prompt": ""}
     job = db.get(Job, run.job_id)
     assert job is not None
     assert (job.kind, job.payload, job.status) == ("generate", {"run_id": run.id}, JobStatus.QUEUED)

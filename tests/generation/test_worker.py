@@ -96,12 +96,13 @@ def test_stores_n_candidates_per_prompt_with_provenance_and_builds_items(
     assert [(c.text, c.sample_index) for c in candidates[:3]] == [("prompt 0 #0", 0), ("prompt 0 #1", 1),
                                                                  ("prompt 0 #2", 2)]
     assert len(candidates) == 9
-    params = {"max_new_tokens": 32, "temperature": 0.7, "top_p": 0.95, "seed": 5}
+    params = {"max_new_tokens": 32, "temperature": 0.7, "top_p": 0.95, "seed": 5, "stop": [],
+              "system_prompt": ""}
     assert {(c.model, c.revision, c.config_key) for c in candidates} == {("fake/model", "rev-1", "default")}
     assert all(c.params == params and c.seed == 500 + c.sample_index for c in candidates)
     assert len(db.scalars(select(Item).where(Item.project_id == project.id)).all()) == 9  # 3 pairs a prompt
     db.refresh(run)
-    assert (run.status, run.done_prompts, run.total_prompts, run.params) == (RunStatus.DONE, 3, 3, params)
+    assert (run.status, run.done_prompts, run.total_prompts, run.tokens) == (RunStatus.DONE, 3, 3, 18)
     assert run.started_at is not None and run.finished_at is not None and run.error is None
     assert fake.requested == [("", settings.models_dir)]
     assert db.get(Job, job.id).progress == {"done": 3, "total": 3}  # type: ignore[union-attr]
@@ -154,12 +155,12 @@ def test_storing_a_batch_again_adds_nothing(
     run, _ = _start(db, project)
     plan = generation_service.begin_run(db, run_id=run.id)
     assert plan is not None
-    batch = generation_service.next_prompts(db, plan=plan, limit=8)
+    batch = generation_service.next_prompts(db, plan=plan, config_key="default", limit=8)
     samples = FakeBackend().generate([p.messages for p in batch], 2, DecodingParams(seed=1))
     results = [(p.id, s) for p, s in zip(batch, samples, strict=True)]
     for expected in (2, 0):
-        assert generation_service.store_batch(db, plan=plan, results=results, model_id="m", revision="r",
-                                              params={}) == expected
+        assert generation_service.store_batch(db, plan=plan, config_key="default", results=results,
+                                              model_id="m", revision="r", params={}) == expected
     assert len(_candidates(db, project)) == 4
     assert len(db.scalars(select(Item).where(Item.project_id == project.id)).all()) == 2
     db.refresh(run)

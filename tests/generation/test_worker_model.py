@@ -43,7 +43,7 @@ def test_worker_generates_with_a_tiny_model_reproducibly(committed: sessionmaker
         admin = make_user(session, Role.ADMIN)
         for _ in range(2):  # two projects with the same prompts and settings
             project = make_project(session, candidates_per_prompt=2)
-            project.generation = {"model": str(model_dir), **GENERATION}
+            project.generation = {"model": str(model_dir), **GENERATION, "include_flagged": True}
             for text in TEXTS:
                 make_prompt(session, project, text)
             generation_service.start_run(session, project=project, actor=admin)
@@ -61,7 +61,7 @@ def test_worker_generates_with_a_tiny_model_reproducibly(committed: sessionmaker
                                      .where(Prompt.project_id == projects[0].id)).all()
         assert len(candidates) == 6
         assert {(c.model, c.config_key) for c in candidates} == {(str(model_dir), "default")}
-        assert all(c.params == GENERATION for c in candidates)
+        assert all(c.params == {**GENERATION, "stop": [], "system_prompt": ""} for c in candidates)
         messages = {p.id: p.messages for p in session.scalars(select(Prompt))}
         assert all(c.seed == sample_seed(3, messages[c.prompt_id], c.sample_index) for c in candidates)
         assert len(session.scalars(select(Item).where(Item.project_id == projects[0].id)).all()) == 3

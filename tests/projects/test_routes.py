@@ -63,6 +63,7 @@ def test_admin_creates_a_project_with_the_form(app_client: TestClient, db: Sessi
         "temperature": 0.7,
         "top_p": 0.9,
         "seed": 5,
+        "include_flagged": False,
     }
     assert db.scalar(select(AuditEvent.action).where(AuditEvent.project_id == project.id)) == "project.create"
 

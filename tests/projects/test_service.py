@@ -38,6 +38,7 @@ def test_create_project_fills_the_defaults_and_records_an_audit_event(db: Sessio
         "temperature": 0.8,
         "top_p": 0.95,
         "seed": 0,
+        "include_flagged": False,
     }
     assert _actions(db, project.id) == ["project.create"]
     pairwise = projects_service.create_project(

@@ -13,7 +13,7 @@ from typing import Any, cast
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
-from app.generation.generator import Conversation, DecodingParams, Sample, sample_seed
+from app.generation.generator import Conversation, DecodingParams, Sample, cut_at_stop, sample_seed
 from app.generation.model_store import ModelNotAvailable
 
 
@@ -110,7 +110,7 @@ class TransformersBackend:
             outputs = self._generate_batch([prompts[i] for i in batch], seeds, params)
             for i, prompt_seeds, prompt_outputs in zip(batch, seeds, outputs, strict=True):
                 results[i] = [
-                    Sample(text=text, sample_index=j, seed=seed, tokens=tokens)
+                    Sample(text=cut_at_stop(text, params.stop), sample_index=j, seed=seed, tokens=tokens)
                     for j, (seed, (text, tokens)) in enumerate(zip(prompt_seeds, prompt_outputs, strict=True))
                 ]
         return results
