@@ -161,6 +161,7 @@ def worker(once: Annotated[bool, typer.Option(help="exit when the queue is empty
 
     from app.generation.worker import handlers as generation_handlers
     from app.jobs.runner import run_worker
+    from app.training.worker import handlers as training_handlers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
@@ -169,7 +170,7 @@ def worker(once: Annotated[bool, typer.Option(help="exit when the queue is empty
         typer.echo(f"worker {worker_id} waiting for jobs")
         handled = run_worker(
             factory,
-            generation_handlers(settings),
+            generation_handlers(settings) | training_handlers(settings),
             worker_id=worker_id,
             poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.job_lease_seconds,
@@ -331,6 +332,36 @@ def train_rm(
     keys = ("eval_accuracy", "eval_ece", "eval_brier", "eval_nll", "n_train", "n_eval", "pairs_per_second")
     typer.echo(json.dumps({k: metrics.get(k) for k in keys}, indent=2))
     typer.echo(f"model, metrics.json and reliability.png written to {out}")
+
+
+@app.command()
+def score(
+    model: Annotated[Path, typer.Option(help="a reward model directory (a train-rm run's model/)")],
+    project: Annotated[int, typer.Option(help="project id")],
+    uncertain_first: Annotated[bool | None, typer.Option(
+        help="also turn the project's 'uncertain pairs first' queue order on (or off)")] = None,
+) -> None:
+    """Write reward scores to the project's candidates (and |Δr| to its pairs)."""
+    from app.db import unit_of_work
+    from app.projects.models import Project
+    from app.training import service as training_service
+    from app.training.worker import score_project
+
+    with migrated_factory(get_settings()) as factory:
+        with unit_of_work(factory) as session:
+            if session.get(Project, project) is None:
+                fail(f"no project with id {project}")
+        try:
+            done = score_project(factory, project_id=project, model_dir=model, label=str(model))
+        except (ValueError, OSError) as exc:
+            fail(str(exc))
+        if uncertain_first is not None:
+            with unit_of_work(factory) as session:
+                target = session.get(Project, project)
+                assert target is not None
+                training_service.set_uncertain_first(session, project=target, enabled=uncertain_first,
+                                                     actor=None)
+    typer.echo(f"scored {done} candidates of project {project}")
 
 
 @app.command()

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
+
+
+class ScoreInput(BaseModel):
+    """One candidate as the reward model reads it: the rendered prompt and the rendered response."""
+
+    candidate_id: int
+    prompt: str
+    response: str
+
+
+class Disagreement(BaseModel):
+    """A pair the reward model ranks against the human majority, `confidence` = sigmoid(|Δr|)."""
+
+    item_id: int
+    prompt: str
+    text_a: str
+    text_b: str
+    reward_a: float
+    reward_b: float
+    votes_a: int
+    votes_b: int
+    human_choice: str  # "a" or "b"
+    model_choice: str
+    confidence: float
+
+
+class TrainingForm(BaseModel):
+    """What a researcher picks on the training page; the bounds keep one run within reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: ShortText = ""
+    max_length: int = Field(default=256, ge=16, le=4096)
+    learning_rate: float = Field(default=5e-5, gt=0, le=1.0)
+    epochs: int = Field(default=1, ge=1, le=50)
+    batch_size: int = Field(default=16, ge=1, le=512)
+    use_margin: bool = False  # a checkbox: absent from the form when unticked (the page ticks it)
+    center_rewards_coefficient: float = Field(default=0.0, ge=0, le=10)
+    eval_fraction: float = Field(default=0.2, ge=0, lt=1)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
