@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -32,9 +33,7 @@ class Disagreement(BaseModel):
 
 
 class TrainingForm(BaseModel):
-    """What a researcher picks on the training page; the bounds keep one run within reason."""
-
-    model_config = ConfigDict(extra="forbid")
+    """What a researcher picks on the training page (or posts to the API); the bounds keep a run sane."""
 
     base_model: ShortText = ""
     max_length: int = Field(default=256, ge=16, le=4096)
@@ -45,3 +44,39 @@ class TrainingForm(BaseModel):
     center_rewards_coefficient: float = Field(default=0.0, ge=0, le=10)
     eval_fraction: float = Field(default=0.2, ge=0, lt=1)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+class TrainingFormText(BaseModel):
+    """The browser form as text, so a bad value re-renders the page with the field named."""
+
+    base_model: str = ""
+    max_length: str = "256"
+    learning_rate: str = "5e-5"
+    epochs: str = "1"
+    batch_size: str = "16"
+    use_margin: str = ""  # "on" when the checkbox is ticked
+    center_rewards_coefficient: str = "0"
+    eval_fraction: str = "0.2"
+    seed: str = "0"
+
+    def values(self) -> dict[str, Any]:
+        return {**self.model_dump(), "use_margin": self.use_margin == "on"}
+
+
+class QueueOrderForm(BaseModel):
+    uncertain_first: str = ""  # "on" when ticked
+
+
+class RunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    project_id: int
+    status: str
+    config: dict[str, Any]
+    progress: dict[str, Any]
+    metrics: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

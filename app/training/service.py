@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Float, func, select, update
 from sqlalchemy.orm import Session, aliased
 
@@ -125,13 +126,30 @@ def set_uncertain_first(session: Session, *, project: Project, enabled: bool, ac
                          after={"uncertain_first": enabled})
 
 
-def enqueue_scoring(session: Session, *, project: Project, model_dir: str, label: str) -> int:
-    """A score job for the worker; returns its id."""
-    return jobs_service.enqueue(session, kind=SCORE_JOB, payload={
-        "project_id": project.id, "model_dir": model_dir, "label": label}).id
+def enqueue_run_scoring(session: Session, *, project: Project, run: TrainingRun, actor: User) -> int:
+    """A score job for the worker with a finished run's model; returns the job's id."""
+    if run.status != TrainingStatus.DONE:
+        raise Conflict("only a finished run's model can score candidates")
+    label = f"training run {run.id}"
+    job = jobs_service.enqueue(session, kind=SCORE_JOB, payload={
+        "project_id": project.id, "model_dir": str(Path(run.out_dir) / "model"), "label": label})
+    audit_service.record(session, actor_id=actor.id, action="training.score", project_id=project.id,
+                         target=label, after={"job_id": job.id})
+    return job.id
 
 
 # --- training runs -------------------------------------------------------------------------------------
+
+def parse_form(values: dict[str, Any]) -> TrainingForm:
+    """The form's values checked against TrainingForm's bounds; Invalid names the first bad field."""
+    try:
+        return TrainingForm.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        details = [{"field": str(e["loc"][0]) if e["loc"] else "", "message": e["msg"]} for e in exc.errors()]
+        raise Invalid(f"{field}: {first['msg']}", field=field, details=details) from exc
+
 
 def start_run(session: Session, *, project: Project, actor: User, form: TrainingForm,
               runs_root: Path) -> TrainingRun:
@@ -146,7 +164,7 @@ def start_run(session: Session, *, project: Project, actor: User, form: Training
                       config=form.model_dump(), progress={}, created_by_id=actor.id)
     session.add(run)
     session.flush()
-    run.out_dir = str(runs_root / f"project-{project.id}" / f"run-{run.id}")
+    run.out_dir = str((runs_root / f"project-{project.id}" / f"run-{run.id}").resolve())
     run.job_id = jobs_service.enqueue(session, kind=TRAIN_JOB, payload={"run_id": run.id}, max_attempts=2).id
     session.flush()
     audit_service.record(session, actor_id=actor.id, action="training.start", project_id=project.id,
