@@ -77,7 +77,7 @@ def main() -> int:
         export = Path(scratch) / "llmbar.jsonl"
         export.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
         held_out = split_by_prompt(read_pairs(export), config.eval_fraction, config.seed).eval
-        metrics = train_reward_model(export, Path(scratch) / "run", config, progress=False)
+        metrics = train_reward_model(export, Path(scratch) / "run", config, progress=True)
         model = load_reward_model(Path(scratch) / "run" / "model", max_length=opts.max_length)
         differences = pair_differences(model, held_out)
     correct = [d > 0 for d in differences]
