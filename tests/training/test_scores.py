@@ -136,3 +136,52 @@ def test_a_directory_without_a_model_is_a_clear_error(session_factory: sessionma
                                                      tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="holds no reward model"):
         score_project(session_factory, project_id=1, model_dir=tmp_path, label="x")
+
+
+def test_score_command_scores_and_turns_uncertain_first_on(
+    committed: sessionmaker[Session], database_url: str, tiny_reward_model: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app
+    from app.config import get_settings
+    from app.projects.models import Project
+
+    with committed() as session:
+        project = make_project(session, name="scored")
+        item = make_pair_item(session, project, "tell me about the red tea.")
+        session.commit()
+        project_id, item_id = project.id, item.id
+    monkeypatch.setenv("PREFSTUDIO_DATABASE_URL", database_url)
+    monkeypatch.setenv("PREFSTUDIO_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        result = runner.invoke(app, ["score", "--model", str(tiny_reward_model), "--project", str(project_id),
+                                     "--uncertain-first"])
+        missing = runner.invoke(app, ["score", "--model", str(tmp_path), "--project", str(project_id)])
+        nowhere = runner.invoke(app, ["score", "--model", str(tiny_reward_model), "--project", "999999"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert f"scored 2 candidates of project {project_id}" in result.output
+    with committed() as session:
+        scored = session.get(Item, item_id)
+        assert scored is not None and scored.reward_gap is not None
+        assert session.get(Project, project_id).uncertain_first is True  # type: ignore[union-attr]
+    assert missing.exit_code == 1 and "holds no reward model" in missing.output
+    assert "Traceback" not in missing.output
+    assert nowhere.exit_code == 1 and "no project with id 999999" in nowhere.output
+
+
+def test_score_job_with_no_model_fails_for_good(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    from app.jobs.runner import JobData, PermanentFailure
+    from app.training.worker import handle_score
+
+    job = JobData(id=1, kind="score_rm", payload={"project_id": 1, "model_dir": str(tmp_path), "label": "x"},
+                  attempts=1, max_attempts=5, worker_id="w", lease_seconds=60)
+    with pytest.raises(PermanentFailure, match="holds no reward model"):
+        handle_score(session_factory, job)
