@@ -5,7 +5,7 @@ hyper-parameters, one run. Prints pairs/s and held-out accuracy of each beside t
   - accuracy: ours within noise of TRL's (|difference| <= 2 standard errors of a difference of two
     proportions on the held-out pairs, and at least 0.03).
 
-  python bench/trainer_vs_trl.py [--pairs 800] [--epochs 2] [--max-length 96] [--repeats 1]
+  python bench/trainer_vs_trl.py [--pairs 400] [--epochs 2] [--max-length 96] [--repeats 1]
 
 The model is a small random BERT (2 layers, hidden 128) with the bundled MiniLM tokenizer, trained from
 scratch on synthetic pairs whose responses vary in length (so padding matters) and whose chosen side holds
@@ -117,7 +117,7 @@ def run_trl(base: Path, train: list[Any], out: Path, opts: argparse.Namespace) -
 
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    args.add_argument("--pairs", type=int, default=800)
+    args.add_argument("--pairs", type=int, default=400)
     args.add_argument("--epochs", type=int, default=2)
     args.add_argument("--max-length", type=int, default=96)
     args.add_argument("--batch-size", type=int, default=16)
