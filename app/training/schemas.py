@@ -40,7 +40,7 @@ class TrainingForm(BaseModel):
     learning_rate: float = Field(default=5e-5, gt=0, le=1.0)
     epochs: int = Field(default=1, ge=1, le=50)
     batch_size: int = Field(default=16, ge=1, le=512)
-    use_margin: bool = False  # a checkbox: absent from the form when unticked (the page ticks it)
+    use_margin: bool = True
     center_rewards_coefficient: float = Field(default=0.0, ge=0, le=10)
     eval_fraction: float = Field(default=0.2, ge=0, lt=1)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
