@@ -9,7 +9,8 @@ hyper-parameters, one run. Prints pairs/s and held-out accuracy of each beside t
 
 The model is a small random BERT (2 layers, hidden 128) with the bundled MiniLM tokenizer, trained from
 scratch on synthetic pairs whose responses vary in length (so padding matters) and whose chosen side holds
-a "good" word; about two minutes on two CPU cores. Exits non-zero on a miss.
+a "good" word, except for 15 % of the pairs where the label is flipped (so the best reachable accuracy is
+about 0.85, not 1); about two minutes on two free CPU cores. Exits non-zero on a miss.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._support import Report
 
+LABEL_NOISE = 0.15
 GOOD = ["helpful", "correct", "clear", "kind", "precise", "honest", "thorough", "useful"]
 BAD = ["useless", "wrong", "vague", "rude", "sloppy", "false", "lazy", "confusing"]
 TOPICS = ["rivers", "tea", "trains", "bread", "planets", "music", "glaciers", "bees", "maps", "clocks"]
@@ -47,6 +49,8 @@ def synthetic_pairs(n: int, seed: int) -> list[Any]:
         for word in (rng.choice(GOOD), rng.choice(BAD)):
             filler = " ".join(rng.choices(FILLER, k=rng.randint(2, 60)))
             sides.append(f"this is a {word} answer about {topic}. {filler}")
+        if rng.random() < LABEL_NOISE:  # the annotator got it "wrong": accuracy cannot saturate at 1
+            sides.reverse()
         pairs.append(PreferencePair(prompt, sides[0], sides[1]))
     return pairs
 
