@@ -161,6 +161,7 @@ def worker(once: Annotated[bool, typer.Option(help="exit when the queue is empty
 
     from app.generation.worker import handlers as generation_handlers
     from app.jobs.runner import run_worker
+    from app.training.worker import handlers as training_handlers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
@@ -169,7 +170,7 @@ def worker(once: Annotated[bool, typer.Option(help="exit when the queue is empty
         typer.echo(f"worker {worker_id} waiting for jobs")
         handled = run_worker(
             factory,
-            generation_handlers(settings),
+            generation_handlers(settings) | training_handlers(settings),
             worker_id=worker_id,
             poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.job_lease_seconds,
@@ -321,20 +322,22 @@ def export(
 
 @app.command("train-rm")
 def train_rm(
-    export_file: Path,
+    export_file: Annotated[Path, typer.Argument(help="a TRL preference export (JSONL)")],
     out: Annotated[Path, typer.Option(help="output directory")],
     base_model: Annotated[str, typer.Option(help="HF id or path; default: bundled all-MiniLM-L6-v2")] = "",
     epochs: int = 1,
-    batch_size: int = 16,
-    learning_rate: float = 5e-5,
-    max_length: int = 256,
+    batch_size: Annotated[int, typer.Option(help="pairs per step (per process)")] = 16,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", "--lr")] = 5e-5,
+    max_length: Annotated[int, typer.Option(help="tokens per (prompt, response)")] = 256,
     margin: Annotated[bool, typer.Option(help="use the export's margin in the loss")] = True,
-    center_rewards: float = 0.0,
-    eval_fraction: float = 0.2,
+    center_rewards: Annotated[float, typer.Option(help="coefficient of mean((r_c + r_r)^2)")] = 0.0,
+    eval_fraction: Annotated[float, typer.Option(help="share of prompts held out")] = 0.2,
     seed: int = 0,
-    device: str = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
-    """Train a reward model (Bradley-Terry) on a TRL export; writes the model and metrics.json to OUT."""
+    """Train a reward model (Bradley-Terry) on a TRL export; writes model/, metrics.json and
+    reliability.png to OUT. Several GPUs: `accelerate launch -m app.cli train-rm ...`."""
     import json
 
     from app.training.data import ExportFormatError
@@ -344,25 +347,49 @@ def train_rm(
     if not export_file.is_file():
         fail(f"no such file: {export_file}")
     config = TrainConfig(
-        base_model=base_model,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        max_length=max_length,
-        use_margin=margin,
-        center_rewards_coefficient=center_rewards,
-        eval_fraction=eval_fraction,
-        seed=seed,
-        device=device,
+        base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        max_length=max_length, use_margin=margin, center_rewards_coefficient=center_rewards,
+        eval_fraction=eval_fraction, seed=seed, device=device,
     )
     try:
-        metrics = train_reward_model(export_file, out, config)
+        metrics = train_reward_model(export_file, out, config, progress=progress)
     except (ExportFormatError, BundledModelMissing, ValueError) as exc:
         fail(str(exc))
+    if not metrics:
+        return  # not the main process of `accelerate launch`: the main one reports
     keys = ("eval_accuracy", "eval_ece", "eval_brier", "eval_nll", "n_train", "n_eval", "pairs_per_second")
-    summary = {k: metrics.get(k) for k in keys}
-    typer.echo(json.dumps(summary, indent=2))
-    typer.echo(f"model and metrics.json written to {out}")
+    typer.echo(json.dumps({k: metrics.get(k) for k in keys}, indent=2))
+    typer.echo(f"model, metrics.json and reliability.png written to {out}")
+
+
+@app.command()
+def score(
+    model: Annotated[Path, typer.Option(help="a reward model directory (a train-rm run's model/)")],
+    project: Annotated[int, typer.Option(help="project id")],
+    uncertain_first: Annotated[bool | None, typer.Option(
+        help="also turn the project's 'uncertain pairs first' queue order on (or off)")] = None,
+) -> None:
+    """Write reward scores to the project's candidates (and |Δr| to its pairs)."""
+    from app.db import unit_of_work
+    from app.projects.models import Project
+    from app.training import service as training_service
+    from app.training.worker import score_project
+
+    with migrated_factory(get_settings()) as factory:
+        with unit_of_work(factory) as session:
+            if session.get(Project, project) is None:
+                fail(f"no project with id {project}")
+        try:
+            done = score_project(factory, project_id=project, model_dir=model, label=str(model))
+        except (ValueError, OSError) as exc:
+            fail(str(exc))
+        if uncertain_first is not None:
+            with unit_of_work(factory) as session:
+                target = session.get(Project, project)
+                assert target is not None
+                training_service.set_uncertain_first(session, project=target, enabled=uncertain_first,
+                                                     actor=None)
+    typer.echo(f"scored {done} candidates of project {project}")
 
 
 @app.command()

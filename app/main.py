@@ -33,6 +33,8 @@ from app.guidelines.routes import api as guidelines_api
 from app.guidelines.routes import router as guidelines_router
 from app.projects.routes import api as projects_api
 from app.projects.routes import router as projects_router
+from app.training.routes import api as training_api
+from app.training.routes import router as training_router
 from app.web import handlers, openapi
 from app.web.csrf import require_csrf
 from app.web.limits import ConcurrencyLimit
@@ -95,9 +97,9 @@ def create_app(
     openapi.install(app)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     routers = (accounts_router, projects_router, generation_router, annotation_router, export_router,
-               guidelines_router, audit_router, gold_router, agreement_router, arena_router)
+               guidelines_router, audit_router, gold_router, agreement_router, arena_router, training_router)
     apis = (accounts_api, projects_api, generation_api, annotation_api, export_api, guidelines_api,
-            audit_api, gold_api, agreement_api, arena_api)
+            audit_api, gold_api, agreement_api, arena_api, training_api)
     for router in routers:
         app.include_router(router, include_in_schema=False)  # HTML pages: the OpenAPI schema is the JSON API
     for api in apis:

@@ -10,6 +10,7 @@ from app.gold.models import AnnotatorStanding, CalibrationAnswer, CalibrationAtt
 from app.guidelines.models import GuidelineAcknowledgement, GuidelineVersion
 from app.jobs.models import Job
 from app.projects.models import Candidate, Item, Project, ProjectMember, Prompt
+from app.training.models import TrainingRun
 
 __all__ = [
     "AnnotatorStanding",
@@ -34,5 +35,6 @@ __all__ = [
     "ProjectMember",
     "Prompt",
     "Rating",
+    "TrainingRun",
     "User",
 ]

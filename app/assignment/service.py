@@ -32,13 +32,18 @@ REPEAT_GAP = 5  # a repeat comes at least this many judgements after the origina
 
 
 def next_open_item(project: Project, annotator: User) -> Select[Item]:
-    """The project's first regular item with a free slot this annotator has never leased (nor skipped)."""
+    """The project's first regular item with a free slot this annotator has never leased (nor skipped).
+
+    First: the oldest; with the project's `uncertain_first`, the pair the latest reward model is least
+    sure of (smallest |Δr|; unscored items after the scored ones), served by ix_items_uncertain.
+    """
     leased = select(Lease.id).where(Lease.item_id == Item.id, Lease.annotator_id == annotator.id)
+    order = (Item.reward_gap.asc().nulls_last(), Item.id) if project.uncertain_first else (Item.id,)
     return (
         select(Item)
         .where(Item.project_id == project.id, Item.open_slots > 0, Item.purpose == ItemPurpose.REGULAR,
                ~exists(leased))
-        .order_by(Item.id)
+        .order_by(*order)
         .limit(1)
     )
 

@@ -78,6 +78,8 @@ class Project(Base):
     repeat_rate: Mapped[float] = mapped_column(default=0.05, server_default="0.05")
     calibration_pass: Mapped[float] = mapped_column(default=0.8, server_default="0.8")
     calibration_retries: Mapped[int] = mapped_column(default=2, server_default="2")
+    # Active learning: hand out the pairs the latest reward model is least sure of (smallest |Δr|) first.
+    uncertain_first: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
@@ -134,6 +136,9 @@ class Candidate(Base):
     # quality flags set at generation (long, empty, whitespace, repetitive): kept from items unless the
     # project's generation settings say include_flagged
     flags: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
+    # The latest reward model's score of (prompt, text) and which model gave it (app/training scoring).
+    reward_score: Mapped[float | None]
+    reward_model: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -156,6 +161,9 @@ class Item(Base):
               postgresql_where=text("candidate_b_id IS NULL")),
         # Agreement leaves gold and calibration items out: it looks up their (few) ids by project.
         Index("ix_items_not_regular", "project_id", postgresql_where=text("purpose <> 'regular'")),
+        # "Uncertain first": open pairs by |Δr| (unscored ones last, NULLs sort last in ascending order).
+        Index("ix_items_uncertain", "project_id", "reward_gap", "id",
+              postgresql_where=text("open_slots > 0")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -166,6 +174,7 @@ class Item(Base):
     candidate_b_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
     open_slots: Mapped[int]
     judgement_count: Mapped[int] = mapped_column(default=0)
+    reward_gap: Mapped[float | None]  # |r(a) - r(b)| under the latest reward model; NULL until scored
     purpose: Mapped[ItemPurpose] = mapped_column(String(16), default=ItemPurpose.REGULAR,
                                                  server_default=ItemPurpose.REGULAR.value)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -10,7 +10,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,14 +18,17 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
 from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from app.training.calibration import calibration_metrics, write_reliability_png
 from app.training.data import PreferencePair, Split, read_pairs, split_by_prompt
 from app.training.model_store import DEFAULT_BACKBONE, resolve_backbone
 
-CALIBRATION_BINS = 10
+RELIABILITY_PNG = "reliability.png"
+StepCallback = Callable[[int, int, float], None]
 
 
 @dataclass
@@ -39,7 +42,7 @@ class TrainConfig:
     center_rewards_coefficient: float = 0.0
     eval_fraction: float = 0.2  # of the distinct prompts
     seed: int = 0
-    device: str = "auto"
+    device: str = "auto"  # auto | cpu | cuda; under `accelerate launch`, one GPU per process
 
     def validate(self) -> None:
         if self.max_length < 8 or self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
@@ -60,34 +63,49 @@ class EncodedPair:
 
 
 def train_reward_model(
-    export_path: Path, out_dir: Path, config: TrainConfig, progress: bool = True
+    export_path: Path,
+    out_dir: Path,
+    config: TrainConfig,
+    progress: bool = True,
+    on_step: StepCallback | None = None,
 ) -> dict[str, Any]:
-    """Train, evaluate on held-out prompts, write out_dir/model (model + tokenizer) and out_dir/metrics.json.
+    """Train, evaluate on held-out prompts, write out_dir/model (model + tokenizer), out_dir/metrics.json
+    and out_dir/reliability.png; returns the metrics.
 
-    Raises ExportFormatError on a bad export row, ValueError on a bad config.
+    Under `accelerate launch` every process trains on its share of the batches (DDP); only the main
+    process evaluates and writes, and the others return {}. `on_step(step, total_steps, loss)` runs on
+    the main process after each optimiser step; an exception it raises stops training (nothing written).
+    Raises ExportFormatError on a bad export row, ValueError on a bad config or too little data.
     """
     started = time.perf_counter()
     config.validate()
     pairs = read_pairs(export_path)
     split = split_by_prompt(pairs, config.eval_fraction, config.seed)
+    if not split.train:
+        raise ValueError("no pairs left to train on: add prompts or lower eval_fraction")
+    accelerator = make_accelerator(config.device)
     torch.manual_seed(config.seed)  # the new head's initial weights and dropout
-    device = resolve_device(config.device)
     base_path = resolve_backbone(config.base_model)
-    tokenizer, model = load_backbone(base_path, progress)
-    model.to(device)
+    tokenizer, model = load_backbone(base_path, progress and accelerator.is_main_process)
     positions = getattr(model.config, "max_position_embeddings", None) or config.max_length
     max_length = min(config.max_length, tokenizer.model_max_length, positions)
     train_set = encode_pairs(tokenizer, split.train, max_length)
-    losses, train_seconds = train_epochs(model, train_set, config, device, progress)
+    losses, train_seconds = train_epochs(accelerator, model, train_set, config, progress, on_step)
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return {}
     eval_set = encode_pairs(tokenizer, split.eval, max_length)
-    differences = reward_differences(model, eval_set, config.batch_size, device)
+    differences = reward_differences(model, eval_set, config.batch_size, accelerator.device)
     save_model(model, tokenizer, out_dir / "model", progress)
+    calibration = calibration_metrics(differences)
+    write_reliability_png(calibration["reliability"], out_dir / RELIABILITY_PNG)
     metrics: dict[str, Any] = {
         "base_model": config.base_model or DEFAULT_BACKBONE,
         "base_model_path": base_path,
-        "device": str(device),
+        "device": str(accelerator.device),
+        "n_processes": accelerator.num_processes,
         **_data_counts(pairs, split),
-        **{f"eval_{key}": value for key, value in calibration_metrics(differences).items()},
+        **{f"eval_{key}": value for key, value in calibration.items()},
         "train_loss": _finite(losses[-1]),
         "train_loss_per_epoch": [_finite(loss) for loss in losses],
         "pairs_per_second": len(train_set) * config.epochs / train_seconds if train_seconds > 0 else None,
@@ -95,6 +113,7 @@ def train_reward_model(
         "elapsed_seconds": time.perf_counter() - started,
         "config": asdict(config),
         "model_dir": str(out_dir / "model"),
+        "reliability_png": RELIABILITY_PNG,
     }
     text = json.dumps(metrics, indent=2, allow_nan=False)
     (out_dir / "metrics.json").write_text(text + "\n", encoding="utf-8")
@@ -112,17 +131,25 @@ def _data_counts(pairs: Sequence[PreferencePair], split: Split) -> dict[str, int
     }
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def make_accelerator(device: str) -> Accelerator:
+    """"auto": the GPU(s) when there are any (one per process under `accelerate launch`), else the CPU."""
+    if device == "cpu":
+        return Accelerator(cpu=True)
+    if device not in ("auto", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no GPU is available")
+    return Accelerator()
 
 
 def load_backbone(path: str, progress: bool) -> tuple[Any, Any]:
     """(tokenizer, model) with a one-output head; a bare encoder checkpoint gets a new, random head."""
-    with _hf_progress_bars(progress):
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    try:
+        with _hf_progress_bars(progress):
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    except OSError as error:  # no such directory or hub id, or the hub is unreachable
+        raise ValueError(f"cannot load the base model {path!r}: {error}") from error
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -225,34 +252,62 @@ def bradley_terry_loss(
 
 
 def train_epochs(
-    model: Any, train_set: list[EncodedPair], config: TrainConfig, device: torch.device, progress: bool
+    accelerator: Accelerator,
+    model: Any,
+    train_set: list[EncodedPair],
+    config: TrainConfig,
+    progress: bool,
+    on_step: StepCallback | None,
 ) -> tuple[list[float], float]:
-    """Mean loss per epoch (weighted by pairs) and the seconds spent training."""
+    """Mean loss per epoch (weighted by pairs, over all processes) and the seconds spent training.
+
+    The model is trained in place (the caller's object holds the trained weights afterwards).
+    """
     started = time.perf_counter()
+    pad_id = model.config.pad_token_id
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
-    rng = random.Random(config.seed)
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    rng = random.Random(config.seed)  # the same on every process, so they agree on the batches
     lengths = [pair.length for pair in train_set]
-    steps = math.ceil(len(train_set) / config.batch_size) * config.epochs
-    losses = []
-    model.train()
-    with tqdm(total=steps, desc="train-rm", unit="step", disable=not progress) as bar:
+    per_epoch = math.ceil(math.ceil(len(train_set) / config.batch_size) / accelerator.num_processes)
+    total_steps = per_epoch * config.epochs
+    show = progress and accelerator.is_main_process
+    losses, step = [], 0
+    wrapped.train()
+    with tqdm(total=total_steps, desc="train-rm", unit="step", disable=not show) as bar:
         for _ in range(config.epochs):
-            total = 0.0
-            for batch in length_grouped_batches(lengths, config.batch_size, rng):
-                inputs, margins = collate([train_set[i] for i in batch], model.config.pad_token_id, device)
-                rewards = model(**inputs).logits.squeeze(-1)
-                margin = margins if config.use_margin else None
+            batches = length_grouped_batches(lengths, config.batch_size, rng)
+            totals = torch.zeros(2, device=accelerator.device)  # summed loss x pairs, pairs
+            for batch in shard(batches, accelerator.process_index, accelerator.num_processes):
+                inputs, margins = collate([train_set[i] for i in batch], pad_id, accelerator.device)
+                rewards = wrapped(**inputs).logits.squeeze(-1)
                 chosen, rejected = rewards[: len(batch)], rewards[len(batch) :]
+                margin = margins if config.use_margin else None
                 loss = bradley_terry_loss(chosen, rejected, margin, config.center_rewards_coefficient)
                 optimizer.zero_grad()
-                torch.autograd.backward(loss)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                accelerator.backward(loss)
+                accelerator.clip_grad_norm_(wrapped.parameters(), 1.0)
                 optimizer.step()
-                total += loss.item() * len(batch)
+                value = loss.item()
+                totals += torch.tensor([value * len(batch), len(batch)], device=accelerator.device)
+                step += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-            losses.append(total / len(train_set))
+                bar.set_postfix(loss=f"{value:.4f}")
+                if on_step is not None and accelerator.is_main_process:
+                    on_step(step, total_steps, value)
+            summed = accelerator.reduce(totals, reduction="sum")
+            losses.append(float(summed[0] / summed[1]))
     return losses, time.perf_counter() - started
+
+
+def shard(batches: list[list[int]], index: int, processes: int) -> list[list[int]]:
+    """This process's batches: every `processes`-th one, the last few repeated so that every process
+    takes the same number of steps (DDP waits for all of them at each backward)."""
+    if processes == 1:
+        return batches
+    steps = math.ceil(len(batches) / processes)
+    padded = [batches[i % len(batches)] for i in range(steps * processes)]
+    return padded[index::processes]
 
 
 def reward_differences(
@@ -267,58 +322,6 @@ def reward_differences(
             rewards = model(**inputs).logits.squeeze(-1).float()
             differences += (rewards[: len(batch)] - rewards[len(batch) :]).tolist()
     return differences
-
-
-def calibration_metrics(differences: Sequence[float], bins: int = CALIBRATION_BINS) -> dict[str, Any]:
-    """Accuracy, ECE, Brier and NLL of p = sigmoid(r_c - r_r) against "the chosen side wins".
-
-    ECE and the reliability bins use the confidence max(p, 1 - p) in `bins` equal bins over [0.5, 1]
-    against whether the side the model prefers is the chosen one (a tie counts as wrong).
-    None everywhere when there is nothing to evaluate.
-    """
-    if not differences:
-        return {"accuracy": None, "ece": None, "brier": None, "nll": None, "reliability": []}
-    n = len(differences)
-    probabilities = [_sigmoid(d) for d in differences]
-    correct = [d > 0 for d in differences]
-    confidences = [max(p, 1.0 - p) for p in probabilities]
-    reliability = []
-    ece = 0.0
-    for index in range(bins):
-        lower, upper = 0.5 + 0.5 * index / bins, 0.5 + 0.5 * (index + 1) / bins
-        members = [i for i, c in enumerate(confidences) if _bin_of(c, bins) == index]
-        confidence = sum(confidences[i] for i in members) / len(members) if members else None
-        accuracy = sum(correct[i] for i in members) / len(members) if members else None
-        if confidence is not None and accuracy is not None:
-            ece += len(members) / n * abs(accuracy - confidence)
-        reliability.append(
-            {
-                "lower": lower,
-                "upper": upper,
-                "count": len(members),
-                "confidence": confidence,
-                "accuracy": accuracy,
-            }
-        )
-    return {
-        "accuracy": sum(correct) / n,
-        "ece": ece,
-        "brier": sum((1.0 - p) ** 2 for p in probabilities) / n,
-        "nll": sum(_softplus(-d) for d in differences) / n,  # -log sigmoid(d), stable for large |d|
-        "reliability": reliability,
-    }
-
-
-def _bin_of(confidence: float, bins: int) -> int:
-    return min(int((confidence - 0.5) * 2 * bins), bins - 1)
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
-def _softplus(x: float) -> float:
-    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
 
 
 def _finite(value: float) -> float | None:

@@ -11,45 +11,20 @@ import torch
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    BertConfig,
-    BertModel,
-    BertTokenizer,
 )
 
+from app.training.calibration import calibration_metrics
 from app.training.data import ExportFormatError
 from app.training.model_store import BundledModelMissing, bundled_backbone_dir, resolve_backbone
 from app.training.trainer import (
     TrainConfig,
     bradley_terry_loss,
-    calibration_metrics,
     length_grouped_batches,
+    shard,
     train_reward_model,
 )
+from tests.training.tiny import write_export
 
-TOPICS = ["cats", "dogs", "rain", "tea", "maps", "jazz", "bread", "trains"]
-COLOURS = ["red", "blue", "green", "gold", "grey", "pink"]
-FILLERS = ["today", "really", "clearly", "simply", "indeed"]
-# several words per side, so a random model does not rank every pair the same way by chance
-GOOD = ["good", "great", "fine", "nice", "kind", "true"]
-BAD = ["bad", "awful", "poor", "wrong", "rude", "false"]
-WORDS = [
-    "user",
-    "assistant",
-    ":",
-    ".",
-    "tell",
-    "me",
-    "about",
-    "the",
-    "answer",
-    "is",
-    "here",
-    *TOPICS,
-    *COLOURS,
-    *FILLERS,
-    *GOOD,
-    *BAD,
-]
 METRIC_KEYS = {
     "base_model",
     "base_model_path",
@@ -72,58 +47,9 @@ METRIC_KEYS = {
     "elapsed_seconds",
     "config",
     "model_dir",
+    "n_processes",
+    "reliability_png",
 }
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module")
-def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A random 2-layer BERT encoder (no head, like the bundled checkpoint) and its own WordPiece vocab."""
-    directory = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    BertTokenizer.from_pretrained(directory).save_pretrained(directory)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    BertModel(config).save_pretrained(directory)
-    return str(directory)
-
-
-def write_export(path: Path, *, conversational: bool = True, margins: bool = True, seed: int = 0) -> Path:
-    """Each topic x colour prompt once or twice; the chosen answer holds a GOOD word, the rejected a BAD."""
-    rng = random.Random(seed)
-    rows = []
-    for topic in TOPICS:
-        for colour in COLOURS:
-            prompt = f"tell me about the {colour} {topic}."
-            for _ in range(rng.choice([1, 2])):
-                filler = rng.choice(FILLERS)
-                words = (rng.choice(GOOD), rng.choice(BAD))
-                chosen, rejected = (f"here is the {word} answer about {topic} {filler}." for word in words)
-                row: dict[str, Any] = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-                if conversational:
-                    row = {
-                        key: [{"role": "assistant" if key != "prompt" else "user", "content": text}]
-                        for key, text in row.items()
-                    }
-                if margins:
-                    row["margin"] = rng.choice([0.0, 0.5, 1.0])
-                rows.append(json.dumps(row))
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
 
 
 def tiny_config(backbone: str, **overrides: Any) -> TrainConfig:
@@ -174,6 +100,8 @@ def test_metrics_json_holds_every_key_and_matches_the_return_value(
     assert sum(bin_["count"] for bin_ in written["eval_reliability"]) == written["n_eval"]
     assert written["config"]["base_model"] == tiny_backbone
     assert (tmp_path / "run" / "model" / "config.json").is_file()
+    assert (tmp_path / "run" / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert written["n_processes"] == 1 and written["device"] == "cpu"
 
 
 def test_without_held_out_prompts_eval_metrics_are_null(tmp_path: Path, tiny_backbone: str) -> None:
@@ -279,3 +207,50 @@ def test_trains_the_real_bundled_backbone(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
     assert (tmp_path / "run" / "model" / "tokenizer.json").is_file()
     assert json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))["n_train"] > 0
+
+
+def test_shards_give_every_process_the_same_number_of_steps() -> None:
+    batches = [[i] for i in range(5)]
+    assert shard(batches, 0, 1) == batches
+    shares = [shard(batches, index, 2) for index in range(2)]
+    assert shares == [[[0], [2], [4]], [[1], [3], [0]]]  # the odd one out repeats the first batch
+
+
+def test_step_callback_sees_every_step_and_can_stop_training(tmp_path: Path, tiny_backbone: str) -> None:
+    export = write_export(tmp_path / "export.jsonl")
+    seen: list[tuple[int, int]] = []
+
+    def stop_at_three(step: int, total: int, loss: float) -> None:
+        seen.append((step, total))
+        assert math.isfinite(loss)
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_reward_model(export, tmp_path / "run", tiny_config(tiny_backbone), progress=False,
+                           on_step=stop_at_three)
+    assert [step for step, _ in seen] == [1, 2, 3]
+    assert seen[0][1] % 4 == 0  # 4 epochs of equal steps
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_device_is_a_clear_error(tmp_path: Path, tiny_backbone: str) -> None:
+    export = write_export(tmp_path / "export.jsonl")
+    with pytest.raises(ValueError, match="device must be auto, cpu or cuda"):
+        train_reward_model(export, tmp_path / "run", tiny_config(tiny_backbone, device="tpu"), progress=False)
+
+
+def test_ece_and_brier_on_two_bins_by_hand() -> None:
+    def logit(p: float) -> float:
+        return math.log(p / (1 - p))
+
+    # p(chosen) = 0.92 (right), 0.08 (wrong, confidence 0.92), 0.62 (right), 0.38 (wrong, confidence 0.62)
+    metrics = calibration_metrics([logit(0.92), logit(0.08), logit(0.62), logit(0.38)])
+    # bin [0.9, 0.95): accuracy 1/2 at confidence 0.92 → 2/4 · 0.42 = 0.21
+    # bin [0.6, 0.65): accuracy 1/2 at confidence 0.62 → 2/4 · 0.12 = 0.06
+    assert metrics["ece"] == pytest.approx(0.27)
+    # Brier: mean (1 - p(chosen))² = (0.08² + 0.92² + 0.38² + 0.62²) / 4
+    assert metrics["brier"] == pytest.approx((0.0064 + 0.8464 + 0.1444 + 0.3844) / 4)
+    assert metrics["nll"] == pytest.approx(-sum(map(math.log, (0.92, 0.08, 0.62, 0.38))) / 4)
+    assert metrics["accuracy"] == pytest.approx(0.5)
+    assert [b["count"] for b in metrics["reliability"]] == [0, 0, 2, 0, 0, 0, 0, 0, 2, 0]
