@@ -38,6 +38,7 @@ PAIR_FORM = {"choice": "a", "strength": "1"}
 PAIR_JSON = {"choice": "a", "strength": 1}
 GOLD = {"purpose": "gold", "choice": "a", "explanation": "because"}
 DRAFT = {"body": "# Rules", "summary": "changed"}
+EDIT = {"side": "a", "text": "A better answer, rewritten."}
 
 RULES: dict[str, Rule] = {
     # framework and static files
@@ -144,4 +145,30 @@ RULES: dict[str, Rule] = {
     "generation:panel": Rule(MEMBER),
     "generation:api_start": Rule(ADMIN),
     "generation:api_list": Rule(MEMBER),
+    "generation:config_create": Rule(ADMIN, {"key": "matrix", "backend": "transformers"}),
+    "generation:config_delete": Rule(ADMIN),
+    "generation:cancel": Rule(ADMIN),
+    "generation:retry": Rule(ADMIN),
+    "generation:api_configs": Rule(MEMBER),
+    "generation:api_config_create": Rule(ADMIN, {"key": "matrix"}),
+    "generation:api_config_delete": Rule(ADMIN),
+    "generation:api_cancel": Rule(ADMIN),
+    "generation:api_retry": Rule(ADMIN),
+    "arena:page": Rule(PROJECT_RESEARCHER),
+    "arena:api": Rule(PROJECT_RESEARCHER),
+    # direct edits, export preview, reward models
+    "annotation:edit": Rule(PROJECT_ANNOTATOR, EDIT),
+    "annotation:api_edit": Rule(PROJECT_ANNOTATOR, EDIT),
+    "export:preview": Rule(PROJECT_RESEARCHER),
+    "training:page": Rule(PROJECT_RESEARCHER),
+    "training:start": Rule(PROJECT_RESEARCHER),
+    "training:run": Rule(PROJECT_RESEARCHER),
+    "training:reliability": Rule(PROJECT_RESEARCHER),
+    "training:download": Rule(PROJECT_RESEARCHER),
+    "training:score": Rule(ADMIN),
+    "training:queue_order": Rule(ADMIN, {"uncertain_first": "on"}),
+    "training:disagreements": Rule(ADMIN),
+    "training:api_disagreements": Rule(ADMIN),
+    "training:api_start": Rule(PROJECT_RESEARCHER),
+    "training:api_list": Rule(PROJECT_RESEARCHER),
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -17,10 +18,19 @@ from sqlalchemy.engine import Connection
 from app.config import Settings
 from app.main import create_app
 from app.web.csrf import ANON_COOKIE, HEADER, SESSION_COOKIE, token_for
-from tests.security.rules import ADMIN, MEMBER, PASSES, PROJECT_ANNOTATOR, PUBLIC, RULES, Rule
-from tests.security.world import ACTORS, Visitor, World
+from tests.security.rules import (
+    ADMIN,
+    MEMBER,
+    PASSES,
+    PROJECT_ANNOTATOR,
+    PROJECT_RESEARCHER,
+    PUBLIC,
+    RULES,
+    Rule,
+)
+from tests.security.world import ACTORS, Visitor, World, path_values
 
-OBJECT_PARAMS = ("item_id", "lease_id", "attempt_id", "version_id", "user_id", "token_id")
+OBJECT_PARAMS = ("item_id", "lease_id", "attempt_id", "version_id", "user_id", "token_id", "run_id", "key")
 ANON = "anonymous-browser-cookie"
 
 
@@ -61,11 +71,11 @@ def test_every_route_has_a_rule_and_every_rule_a_route() -> None:
     assert not stale, f"rules in tests/security/rules.py for routes that no longer exist: {stale}"
 
 
-def call(client: TestClient, connection: Connection, route: Route, visitor: Visitor, ids: dict[str, int],
+def call(client: TestClient, connection: Connection, route: Route, visitor: Visitor, ids: dict[str, Any],
          project_id: int) -> httpx.Response:
     """One request as `visitor`, in a savepoint rolled back after it (visitors never see each other's
     changes). API routes authenticate with the bearer token, pages with the cookie and its CSRF token."""
-    values = dict(ids, project_id=project_id)
+    values = path_values(ids, route_name=route.name, project_id=project_id)
     path = route.path.format(**{p: values[p] for p in route.params})
     body = RULES[route.name].body
     client.cookies.clear()
@@ -135,7 +145,7 @@ def test_ids_of_another_project_are_not_found(route: Route, world: World, client
     may use the route (an admin, or an annotator of both projects who owns the object in B) gets 404/403."""
     level = RULES[route.name].level
     visitor = world.dual if level in (MEMBER, PROJECT_ANNOTATOR) else world.visitors["admin"]
-    assert level in (MEMBER, PROJECT_ANNOTATOR, ADMIN), f"{route.name}: pick a visitor for {level}"
+    assert level in (MEMBER, PROJECT_ANNOTATOR, PROJECT_RESEARCHER, ADMIN), f"{route.name}: pick a visitor"
     response = call(client, connection, route, visitor, world.ids_b, world.project_a.id)
     assert response.status_code in (403, 404), (route.path, response.status_code, response.text[:200])
 

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from app.web.csrf import ANON_COOKIE, HEADER, SESSION_COOKIE, token_for
 from tests.security.rules import RULES
 from tests.security.test_access import ROUTES, Route
-from tests.security.world import World
+from tests.security.world import World, path_values
 
 CHANGING = [r for r in ROUTES if r.method not in ("GET", "HEAD", "OPTIONS")]
 REFUSED = "security token is missing or stale"
@@ -19,7 +19,7 @@ REFUSED = "security token is missing or stale"
 
 def _send(client: TestClient, connection: Connection, route: Route, world: World, *,
           headers: dict[str, str], cookies: dict[str, str]) -> httpx.Response:
-    values = dict(world.ids_a, project_id=world.project_a.id)
+    values = path_values(world.ids_a, route_name=route.name, project_id=world.project_a.id)
     path = route.path.format(**{p: values[p] for p in route.params})
     body = RULES[route.name].body or {}
     client.cookies.clear()
@@ -61,7 +61,7 @@ def test_cookie_requests_need_the_token(route: Route, world: World, client: Test
                          headers={"Authorization": f"Bearer {admin.bearer}"})
         assert REFUSED not in response.text and response.status_code < 500
     else:  # the form field works as well as the header
-        values = dict(world.ids_a, project_id=world.project_a.id)
+        values = path_values(world.ids_a, route_name=route.name, project_id=world.project_a.id)
         path = route.path.format(**{p: values[p] for p in route.params})
         client.cookies.clear()
         client.cookies.set(SESSION_COOKIE, admin.cookie)

@@ -6,7 +6,10 @@ URLs. Every object id a route path can name has a value in A (`ids_a`) and one i
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -14,14 +17,20 @@ from app.accounts import service as accounts_service
 from app.accounts.models import Role, User
 from app.assignment import service as assignment_service
 from app.db import utcnow
+from app.generation import configs as configs_service
+from app.generation import service as generation_service
+from app.generation.schemas import ConfigIn
 from app.gold import calibration
 from app.projects.models import Project
+from app.training import service as training_service
+from app.training.schemas import TrainingForm
 from app.web.csrf import token_for
 from tests.factories import (
     make_gold,
     make_guideline_version,
     make_pair_item,
     make_project,
+    make_prompt,
     make_user_without_password,
 )
 
@@ -47,8 +56,8 @@ class World:
     project_b: Project
     visitors: dict[str, Visitor]
     dual: Visitor  # an annotator of both projects, whose own objects in B are tried through A's URLs
-    ids_a: dict[str, int] = field(default_factory=dict)
-    ids_b: dict[str, int] = field(default_factory=dict)
+    ids_a: dict[str, Any] = field(default_factory=dict)
+    ids_b: dict[str, Any] = field(default_factory=dict)
 
 
 def _visitor(db: Session, user: User) -> Visitor:
@@ -57,8 +66,15 @@ def _visitor(db: Session, user: User) -> Visitor:
     return Visitor(cookie, token, user)
 
 
+def path_values(ids: dict[str, Any], *, route_name: str, project_id: int) -> dict[str, Any]:
+    """What fills a route's path: the ids, the project, and {run_id} as the route's domain means it
+    (generation runs and training runs share the name)."""
+    run = ids["training_run_id" if route_name.startswith("training:") else "generation_run_id"]
+    return dict(ids, project_id=project_id, run_id=run)
+
+
 def _objects(db: Session, project: Project, annotator: User, admin: User, researcher: User,
-             member: User) -> dict[str, int]:
+             member: User) -> dict[str, Any]:
     """One of each object a path can name, in `project`: the annotator's lease and attempt."""
     make_gold(db, make_pair_item(db, project, "Calibrate me."), purpose="calibration")
     item = make_pair_item(db, project, "Judge me.")
@@ -69,8 +85,15 @@ def _objects(db: Session, project: Project, annotator: User, admin: User, resear
     make_guideline_version(db, project, admin, body="# Rules")
     draft = make_guideline_version(db, project, admin, body="# Draft", publish=False)
     token, _ = accounts_service.create_api_token(db, user=researcher, name="revocable")
+    make_prompt(db, project, "Generate for me.")  # a prompt without candidates: a generation run has work
+    config = configs_service.create_config(db, project=project, body=ConfigIn(key=f"cfg{project.id}"),
+                                           actor=admin)
+    generation = generation_service.start_run(db, project=project, actor=admin)
+    training = training_service.start_run(db, project=project, actor=researcher, form=TrainingForm(),
+                                          runs_root=Path(tempfile.gettempdir()) / "prefstudio-matrix-runs")
     return {"item_id": item.id, "lease_id": lease.id, "attempt_id": attempt.id,
-            "version_id": draft.id, "user_id": member.id, "token_id": token.id}
+            "version_id": draft.id, "user_id": member.id, "token_id": token.id,
+            "generation_run_id": generation.id, "training_run_id": training.id, "key": config.key}
 
 
 def build(db: Session) -> World:
