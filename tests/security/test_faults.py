@@ -72,7 +72,8 @@ def test_an_outage_gives_clean_503s_and_recovery(private_pg: EmbeddedPostgres, t
     engine.dispose()
 
     settings = Settings(database_url=private_pg.url, data_dir=tmp_path, db_pool_size=2, db_max_overflow=0)
-    with TestClient(create_app(settings), follow_redirects=False) as client:
+    app = create_app(settings)
+    with TestClient(app, follow_redirects=False) as client:
         client.headers["Authorization"] = f"Bearer {token}"
         acknowledged = {_judge(client, project_id), _judge(client, project_id)}
 
@@ -93,6 +94,7 @@ def test_an_outage_gives_clean_503s_and_recovery(private_pg: EmbeddedPostgres, t
             assert time.monotonic() < deadline, "the app did not recover within 30 s"
             time.sleep(0.2)
         acknowledged.add(_judge(client, project_id))
+    app.state.session_factory.kw["bind"].dispose()  # the app's own engine: close its connections now
 
     engine = make_engine(private_pg.url, pool_size=1)
     with make_session_factory(engine)() as db:
