@@ -80,9 +80,10 @@ def counted(scope: Scope) -> list[ColumnElement[bool]]:
     return where
 
 
-def pairs(scope: Scope) -> Select[*tuple[Any, ...]]:
+def pairs(scope: Scope, *, by_prompt: bool = False) -> Select[*tuple[Any, ...]]:
     """One row per pair item with counted votes: texts, models, and the votes counted by choice (with the
-    a and b strengths summed); by prompt, then item (Bradley-Terry reads a prompt's items together)."""
+    a and b strengths summed); by item, or `by_prompt` then item (Bradley-Terry reads a prompt's items
+    together; the item order needs no sort of its own)."""
     def count(choice: str) -> Any:
         return func.count().filter(Judgement.choice == choice).label(f"n_{choice}")
 
@@ -108,7 +109,7 @@ def pairs(scope: Scope) -> Select[*tuple[Any, ...]]:
         .join(Prompt, Prompt.id == Item.prompt_id)
         .join(cand_a, cand_a.id == Item.candidate_a_id)
         .join(cand_b, cand_b.id == Item.candidate_b_id)
-        .order_by(Item.prompt_id, Item.id)
+        .order_by(*((Item.prompt_id, Item.id) if by_prompt else (Item.id,)))
     )
 
 

@@ -75,6 +75,7 @@ class Run:
                 # One snapshot for the census, Dawid-Skene's first pass and every line.
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             session.execute(text("SET TRANSACTION READ ONLY"))  # closing rolls back; nothing is written
+            session.execute(text("SET LOCAL work_mem = '64MB'"))  # sorts and hashes of the export in memory
             yield from self._lines(session)
 
     def _lines(self, session: Session) -> Iterator[str]:

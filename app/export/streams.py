@@ -87,9 +87,10 @@ def preferences(session: Session, ctx: Context, tally: Tally) -> Iterator[Prefer
 
 
 def _voted(session: Session, ctx: Context, tally: Tally) -> Iterator[Preference]:
-    rows = _rows(session, ctx, query.pairs(ctx.scope))
+    by_prompt = ctx.options.aggregation is Aggregation.BRADLEY_TERRY
+    rows = _rows(session, ctx, query.pairs(ctx.scope, by_prompt=by_prompt))
     policy = ctx.options.tie_policy
-    if ctx.options.aggregation is Aggregation.BRADLEY_TERRY:
+    if by_prompt:
         for _, prompt_rows in itertools.groupby(rows, key=lambda row: row.prompt_id):
             yield from _bradley_terry(list(prompt_rows), ctx, tally)
         return
