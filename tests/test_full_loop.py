@@ -82,6 +82,7 @@ def test_prompts_to_reward_model(
                 "temperature": 0.9,
                 "top_p": 0.95,
                 "seed": 1,
+                "include_flagged": True,  # a random model's answers fill the token budget ("long")
             },
         },
     )

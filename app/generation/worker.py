@@ -73,6 +73,10 @@ def _generate(factory: sessionmaker[Session], job: JobData, plan: RunPlan, setti
             raise PermanentFailure(f"config {config.key}: {exc}") from exc
         with unit_of_work(factory) as session:
             generation_service.mark_started(session, run_id=plan.run_id, now=utcnow())
+            held = jobs_service.heartbeat(session, job_id=job.id, worker_id=job.worker_id,
+                                          lease_seconds=job.lease_seconds, now=utcnow())
+        if not held:  # loading took longer than the lease and another worker took over, or it was cancelled
+            raise LeaseLost(f"job {job.id} is no longer held by {job.worker_id}")
         _generate_config(factory, job, plan, config, backend)
 
 

@@ -32,9 +32,10 @@ LEASE_SECONDS = 3
 N = 2  # candidates per prompt
 
 
-def _worker(database_url: str, data_dir: Path, *, once: bool) -> subprocess.Popen[str]:
+def _worker(database_url: str, data_dir: Path, *, once: bool,
+            lease_seconds: int = LEASE_SECONDS) -> subprocess.Popen[str]:
     env = {**os.environ, "PREFSTUDIO_DATABASE_URL": database_url, "PREFSTUDIO_DATA_DIR": str(data_dir),
-           "PREFSTUDIO_JOB_LEASE_SECONDS": str(LEASE_SECONDS), "PREFSTUDIO_WORKER_POLL_SECONDS": "0.2",
+           "PREFSTUDIO_JOB_LEASE_SECONDS": str(lease_seconds), "PREFSTUDIO_WORKER_POLL_SECONDS": "0.2",
            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "PYTHONWARNINGS": "ignore"}
     command = [sys.executable, "-m", "app.cli", "worker", *(["--once"] if once else [])]
@@ -123,7 +124,8 @@ def test_two_worker_processes_share_one_queue_without_duplicates(
     jobs = 4
     _projects(committed, model_dir, count=jobs, prompts=6, max_new_tokens=8)
 
-    workers = [_worker(database_url, tmp_path / f"data{i}", once=True) for i in range(2)]
+    # a lease long enough for a loaded machine: a lapsed lease would (rightly) hand a job to the other worker
+    workers = [_worker(database_url, tmp_path / f"data{i}", once=True, lease_seconds=120) for i in range(2)]
     outputs = [w.communicate(timeout=300)[0] for w in workers]
 
     assert [w.returncode for w in workers] == [0, 0], outputs
