@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -105,12 +106,15 @@ def _calibrate(page: Any, study: Study) -> None:
     page.keyboard.press("w")
     page.keyboard.press("Enter")
     sync_api.expect(page.locator(".feedback .badge")).to_have_text("Correct")
+    sync_api.expect(page.locator(".feedback a.btn")).to_be_focused()  # htmx applies autofocus after the swap
     page.keyboard.press("Enter")  # the focused "See the result" link
     sync_api.expect(page.locator("#result-heading")).to_have_text("Calibration passed")
 
 
 def _judge_all(page: Any, keys: list[str], expected_items: int) -> None:
     """Judge items with `keys` until none is left; each next item arrives by htmx, with no reload."""
+    page.wait_for_load_state("load")  # htmx has taken over the forms: Enter then submits in place
+    page.wait_for_function("() => window.htmx !== undefined")
     page.evaluate("() => { document.body.dataset.loaded = 'once'; }")
     seen = []
     for _ in range(expected_items):
@@ -168,11 +172,16 @@ def test_annotator_admin_and_researcher_in_the_browser(browser: Any, study: Stud
     researcher, watch = watched_page(browser, study.base, study.researcher_cookie)
     with snapshot_on_failure(researcher, tmp_path, "researcher"):
         researcher.goto(f"{study.base}/projects/{study.pairwise}/export")
+        researcher.locator("#format").select_option("raw")
         with researcher.expect_download() as info:
-            researcher.get_by_role("link", name="Download raw JSONL").click()
+            researcher.get_by_role("button", name="Download the export (zip)").click()
         download = info.value
-        rows = [json.loads(line) for line in Path(download.path()).read_text().splitlines() if line]
-    assert download.suggested_filename.endswith(".jsonl") and len(rows) == 2
+        with zipfile.ZipFile(download.path()) as archive:
+            names = archive.namelist()
+            jsonl = next(name for name in names if name.endswith(".jsonl"))
+            rows = [json.loads(line) for line in archive.read(jsonl).decode().splitlines() if line]
+    assert download.suggested_filename.endswith(".zip") and len(rows) == 2
+    assert any(name.endswith(".card.md") for name in names)  # the dataset card travels with the data
     assert not watch.problems, watch.problems
 
 
