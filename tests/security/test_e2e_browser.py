@@ -116,6 +116,9 @@ def _judge_all(page: Any, keys: list[str], expected_items: int) -> None:
     page.wait_for_load_state("load")  # htmx has taken over the forms: Enter then submits in place
     page.wait_for_function("() => window.htmx !== undefined")
     page.evaluate("() => { document.body.dataset.loaded = 'once'; }")
+    navigations: list[str] = []  # main-frame loads: there should be none (named if there are)
+    page.on("framenavigated",
+            lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
     seen = []
     for _ in range(expected_items):
         prompt = page.locator(".prompt-panel").inner_text()
@@ -127,6 +130,7 @@ def _judge_all(page: Any, keys: list[str], expected_items: int) -> None:
                                "document.querySelector('.prompt-panel').innerText !== old", arg=prompt)
     sync_api.expect(page.locator(".all-done h2")).to_have_text("All done")
     assert len(set(seen)) == expected_items
+    assert navigations == [], navigations
     assert page.evaluate("() => document.body.dataset.loaded") == "once"  # never reloaded
 
 
