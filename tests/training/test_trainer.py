@@ -44,6 +44,7 @@ METRIC_KEYS = {
     "train_loss_per_epoch",
     "pairs_per_second",
     "train_seconds",
+    "train_cpu_seconds",
     "elapsed_seconds",
     "config",
     "model_dir",
