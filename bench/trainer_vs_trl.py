@@ -11,14 +11,15 @@ hyper-parameters, one run. Prints pairs/s and held-out accuracy of each beside t
 How the comparison is kept fair: both run in this one process, one after the other (ours, TRL, ours,
 TRL, ...), under the same torch thread count (--threads; 0 keeps torch's default, 1 is steadier on a
 machine shared with other work). Both get the same token ids (our encoder's, TRL gets them
-pre-tokenised), batch size, max length, learning rate (constant), weight decay 0.01, gradient clipping
-at 1.0, fused AdamW, and the same number of optimiser steps (ceil(train pairs / batch) per epoch; the
-bench checks TRL's step count). Both put chosen and rejected into one forward pass of 2B sequences.
+pre-tokenised), batch size, max length, learning rate (constant), weight decay 0.01 (TRL spares biases
+and LayerNorm weights, ours does not), gradient clipping at 1.0, fused AdamW, and the same number of
+optimiser steps (ceil(train pairs / batch) per epoch; the bench checks TRL's step count). Both put
+chosen and rejected into one forward pass of 2B sequences.
 Timing covers training only: ours is train_reward_model's train_seconds / train_cpu_seconds (moving the
 model, building the optimiser and the loop; not loading, tokenising, evaluation or saving); TRL's is
 taken by a callback from on_train_begin to on_train_end, which leaves out its optimiser and dataloader
 setup, so the comparison leans in TRL's favour. Differences that remain by design: ours sends
-token_type_ids (the text-pair segments the backbone was pre-trained with; TRL sends none) and groups
+token_type_ids (the text-pair segments BERT-style backbones are pre-trained with; TRL sends none); groups
 batches by length (TRL pads to the longest pair of a shuffled batch).
 
 The model is a small random BERT (2 layers, hidden 128) with the bundled MiniLM tokenizer, trained from
