@@ -44,6 +44,7 @@ METRIC_KEYS = {
     "train_loss_per_epoch",
     "pairs_per_second",
     "train_seconds",
+    "train_cpu_seconds",
     "elapsed_seconds",
     "config",
     "model_dir",
@@ -254,3 +255,17 @@ def test_ece_and_brier_on_two_bins_by_hand() -> None:
     assert metrics["nll"] == pytest.approx(-sum(map(math.log, (0.92, 0.08, 0.62, 0.38))) / 4)
     assert metrics["accuracy"] == pytest.approx(0.5)
     assert [b["count"] for b in metrics["reliability"]] == [0, 0, 2, 0, 0, 0, 0, 0, 2, 0]
+
+
+def test_steps_count_on_across_epochs_and_training_times_are_recorded(
+    tmp_path: Path, tiny_backbone: str
+) -> None:
+    export = write_export(tmp_path / "export.jsonl")
+    seen: list[tuple[int, int]] = []
+    metrics = train_reward_model(export, tmp_path / "run", tiny_config(tiny_backbone, epochs=2),
+                                 progress=True, on_step=lambda step, total, _: seen.append((step, total)))
+    total = seen[0][1]
+    assert seen == [(step, total) for step in range(1, total + 1)] and total % 2 == 0
+    assert len(metrics["train_loss_per_epoch"]) == 2
+    assert metrics["train_loss"] == metrics["train_loss_per_epoch"][-1]
+    assert metrics["train_cpu_seconds"] > 0 and 0 < metrics["train_seconds"] <= metrics["elapsed_seconds"]
