@@ -209,6 +209,15 @@ def done_count(session: Session, *, project_id: int, annotator: User) -> int:
     return session.scalar(query) or 0
 
 
+# Built once; the other columns come from the parameters. The version in force, as in version_in_force.
+_INSERT_JUDGEMENT = (
+    pg_insert(Judgement)
+    .values(guideline_version_id=guidelines_service.version_in_force_query(
+        bindparam("in_force_project"), bindparam("in_force_user")).scalar_subquery())
+    .on_conflict_do_nothing().returning(Judgement)
+)
+
+
 def _insert(session: Session, lease: Lease, project: Project, form: JudgementIn) -> Judgement | None:
     """INSERT the judgement (its ratings loaded), or None when one of its unique keys is taken.
 
@@ -216,10 +225,9 @@ def _insert(session: Session, lease: Lease, project: Project, form: JudgementIn)
     guideline version in force is a subquery of the same statement.
     """
     values, ratings = _build(lease, project, form)
-    values["guideline_version_id"] = guidelines_service.version_in_force_query(
-        lease.project_id, lease.annotator_id).scalar_subquery()
-    judgement: Judgement | None = session.scalar(pg_insert(Judgement).values(values).on_conflict_do_nothing()
-                               .returning(Judgement))
+    judgement: Judgement | None = session.scalar(
+        _INSERT_JUDGEMENT,
+        {**values, "in_force_project": lease.project_id, "in_force_user": lease.annotator_id})
     if judgement is None:
         return None
     rows = [Rating(judgement_id=judgement.id, attribute=name, value=value) for name, value in ratings]

@@ -62,7 +62,8 @@ def version_in_force(session: Session, *, project_id: int, user_id: int) -> int 
     return session.scalar(version_in_force_query(project_id, user_id))
 
 
-def version_in_force_query(project_id: int, user_id: int) -> Select[int]:
+def version_in_force_query(project_id: int | ColumnElement[int],
+                           user_id: int | ColumnElement[int]) -> Select[int]:
     """SQL: version_in_force's query, to fold into a larger statement (the judgement's INSERT)."""
     return (select(GuidelineVersion.id)
             .join(GuidelineAcknowledgement, GuidelineAcknowledgement.version_id == GuidelineVersion.id)
