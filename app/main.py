@@ -98,10 +98,13 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     routers = (accounts_router, projects_router, generation_router, annotation_router, export_router,
                guidelines_router, audit_router, gold_router, agreement_router, arena_router, training_router)
-    apis = (accounts_api, projects_api, generation_api, annotation_api, export_api, guidelines_api,
+    apis = (annotation_api, accounts_api, projects_api, generation_api, export_api, guidelines_api,
             audit_api, gold_api, agreement_api, arena_api, training_api)
-    for router in routers:
-        app.include_router(router, include_in_schema=False)  # HTML pages: the OpenAPI schema is the JSON API
+    # FastAPI tries every route in turn until one matches, so the annotation API (the hot path: every
+    # annotator asks for an item and submits it, over and over) goes first. No HTML page lives under
+    # /api/, and no other API route shares a path with these, so the order changes no route's match.
     for api in apis:
         app.include_router(api, prefix="/api/v1")
+    for router in routers:
+        app.include_router(router, include_in_schema=False)  # HTML pages: the OpenAPI schema is the JSON API
     return app

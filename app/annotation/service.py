@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, case, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts.models import User
 from app.annotation.models import Choice, Judgement, Rating
@@ -66,7 +68,7 @@ def record(session: Session, *, lease_id: int, annotator: User, form: JudgementI
 
     Idempotent: a repeated idempotency key, or a second submit of a completed lease, returns the stored
     judgement. The item row is locked (assignment_service.lock_lease), so concurrent submits of one lease
-    queue up; a unique violation (the key used before, on another lease) is turned into the stored
+    queue up; a unique key taken (the key used before, on another lease) is turned into the stored
     judgement too. The key is looked up only on those paths, so a first submit costs no extra query.
     Raises Conflict when the lease expired and was released, Invalid for a malformed judgement.
     """
@@ -83,17 +85,11 @@ def record(session: Session, *, lease_id: int, annotator: User, form: JudgementI
                           created=False)
     project = session.get(Project, lease.project_id)
     assert project is not None  # the lease's foreign key
-    judgement = _build(lease, project, form)
-    judgement.guideline_version_id = guidelines_service.version_in_force(
-        session, project_id=project.id, user_id=annotator.id)
-    try:
-        with session.begin_nested():
-            session.add(judgement)
-            session.flush()
-    except IntegrityError:
+    judgement = _insert(session, lease, project, form)
+    if judgement is None:  # a unique key was taken meanwhile: the key reused, or the item judged already
         stored = _by_key(session, form.idempotency_key, annotator) or _by_item(session, lease)
         if stored is None:
-            raise
+            raise Conflict("this item was judged meanwhile: reload it")
         return Submission(stored, created=False)
     assignment_service.complete(session, lease=lease, now=now)
     if lease.item.purpose == ItemPurpose.GOLD and not lease.is_repeat:
@@ -119,12 +115,14 @@ def skip(session: Session, *, lease_id: int, annotator: User, now: datetime,
         assignment_service.give_back(session, lease=lease, now=now)
 
 
+_IN_THE_WAY = select(or_(guidelines_service.unacknowledged(bindparam("project_id"), bindparam("user_id")),
+                         gold_service.may_gate(bindparam("project_id"), bindparam("user_id"))))
+
+
 def readiness(session: Session, *, project: Project, annotator: User, now: datetime) -> Readiness:
     """Guidelines to acknowledge first, else clearance(). One query in the common case (nothing to
     acknowledge, not paused, no calibration set): it runs before every item an annotator gets."""
-    in_the_way = or_(guidelines_service.unacknowledged(project.id, annotator.id),
-                     gold_service.may_gate(project.id, annotator.id))
-    if not session.scalar(select(in_the_way)):
+    if not session.scalar(_IN_THE_WAY, {"project_id": project.id, "user_id": annotator.id}):
         return Readiness()
     pending = guidelines_service.pending_acknowledgement(session, project_id=project.id, user_id=annotator.id)
     if pending is not None:
@@ -178,18 +176,20 @@ def lease_workspace(session: Session, *, lease_id: int, annotator: User, project
                      done=done_count(session, project_id=project.id, annotator=annotator))
 
 
+_A, _B = aliased(Candidate), aliased(Candidate)
+# Built once: constructing the statement (two aliases and their column proxies) cost more than running it.
+_SHOWN = (select(Item.kind, Prompt.messages, _A.text, _B.text).join(Prompt, Prompt.id == Item.prompt_id)
+          .join(_A, _A.id == Item.candidate_a_id).outerjoin(_B, _B.id == Item.candidate_b_id)
+          .where(Item.id == bindparam("item_id")))
+
+
 def describe(session: Session, *, lease: Lease, project: Project) -> ItemOut:
     """The leased item as the annotator sees it: responses in SHOWN order, a fresh idempotency key.
 
     Plain columns, not ORM objects: every next-item request runs this, and loading four objects costs
     about twice as much.
     """
-    a, b = aliased(Candidate), aliased(Candidate)
-    kind, messages, text_a, text_b = session.execute(
-        select(Item.kind, Prompt.messages, a.text, b.text).join(Prompt, Prompt.id == Item.prompt_id)
-        .join(a, a.id == Item.candidate_a_id).outerjoin(b, b.id == Item.candidate_b_id)
-        .where(Item.id == lease.item_id)
-    ).one()
+    kind, messages, text_a, text_b = session.execute(_SHOWN, {"item_id": lease.item_id}).one()
     texts = {"a": text_a, "b": text_b or ""}
     sides = policy.shown_order(lease.swapped) if kind == ItemKind.PAIR else ("a",)
     return ItemOut(
@@ -209,23 +209,53 @@ def done_count(session: Session, *, project_id: int, annotator: User) -> int:
     return session.scalar(query) or 0
 
 
-def _build(lease: Lease, project: Project, form: JudgementIn) -> Judgement:
+# Built once; the other columns come from the parameters. The version in force, as in version_in_force.
+_INSERT_JUDGEMENT = (
+    pg_insert(Judgement)
+    .values(guideline_version_id=guidelines_service.version_in_force_query(
+        bindparam("in_force_project"), bindparam("in_force_user")).scalar_subquery())
+    .on_conflict_do_nothing().returning(Judgement)
+)
+
+
+def _insert(session: Session, lease: Lease, project: Project, form: JudgementIn) -> Judgement | None:
+    """INSERT the judgement (its ratings loaded), or None when one of its unique keys is taken.
+
+    ON CONFLICT DO NOTHING instead of a savepoint around a plain INSERT: one round trip, not three; the
+    guideline version in force is a subquery of the same statement.
+    """
+    values, ratings = _build(lease, project, form)
+    judgement: Judgement | None = session.scalar(
+        _INSERT_JUDGEMENT,
+        {**values, "in_force_project": lease.project_id, "in_force_user": lease.annotator_id})
+    if judgement is None:
+        return None
+    rows = [Rating(judgement_id=judgement.id, attribute=name, value=value) for name, value in ratings]
+    if rows:
+        session.add_all(rows)
+        session.flush()
+    set_committed_value(judgement, "ratings", rows)
+    return judgement
+
+
+def _build(lease: Lease, project: Project, form: JudgementIn) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+    """The judgement's columns and its ratings (attribute, value), checked against the item's kind."""
     if lease.item.kind == ItemKind.PAIR:
         if form.ratings:
             raise Invalid("ratings are for Likert items; this item is a pair", field="ratings")
         choice, strength = _pairwise(form, lease.swapped)
-        ratings: list[Rating] = []
+        ratings: list[tuple[str, int]] = []
     else:
         if form.choice is not None:
             raise Invalid("a Likert item takes ratings, not a choice", field="choice")
         choice, strength = None, None
         ratings = _likert(form, project.attribute_names)
-    return Judgement(
-        project_id=lease.project_id, item_id=lease.item_id, lease_id=lease.id,
-        annotator_id=lease.annotator_id, choice=choice, strength=strength, swapped=lease.swapped,
-        rationale=form.rationale, flags=list(form.flags), seconds=form.seconds,
-        idempotency_key=form.idempotency_key, ratings=ratings, is_repeat=lease.is_repeat,
-    )
+    return {
+        "project_id": lease.project_id, "item_id": lease.item_id, "lease_id": lease.id,
+        "annotator_id": lease.annotator_id, "choice": choice, "strength": strength, "swapped": lease.swapped,
+        "rationale": form.rationale, "flags": list(form.flags), "seconds": form.seconds,
+        "idempotency_key": form.idempotency_key, "is_repeat": lease.is_repeat,
+    }, ratings
 
 
 def _pairwise(form: JudgementIn, swapped: bool) -> tuple[Choice, int | None]:
@@ -240,7 +270,7 @@ def _pairwise(form: JudgementIn, swapped: bool) -> tuple[Choice, int | None]:
     return choice, form.strength
 
 
-def _likert(form: JudgementIn, attributes: list[str]) -> list[Rating]:
+def _likert(form: JudgementIn, attributes: list[str]) -> list[tuple[str, int]]:
     """One rating per project attribute, each 1-7; every problem is reported at once (details)."""
     errors = [{"field": f"rating_{name}", "message": f"{name}: this attribute is not rated in this project"}
               for name in form.ratings if name not in attributes]
@@ -252,7 +282,7 @@ def _likert(form: JudgementIn, attributes: list[str]) -> list[Rating]:
             errors.append({"field": f"rating_{name}", "message": f"{name}: ratings go from 1 to 7"})
     if errors:
         raise Invalid(errors[0]["message"], field=errors[0]["field"], details=errors)
-    return [Rating(attribute=name, value=form.ratings[name]) for name in attributes]
+    return [(name, form.ratings[name]) for name in attributes]
 
 
 def _by_key(session: Session, key: str, annotator: User) -> Judgement | None:

@@ -15,10 +15,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import ReturningUpdate, Update
 
 from app.accounts.models import User
 from app.assignment import policy
@@ -37,11 +40,16 @@ def next_open_item(project: Project, annotator: User) -> Select[Item]:
     First: the oldest; with the project's `uncertain_first`, the pair the latest reward model is least
     sure of (smallest |Δr|; unscored items after the scored ones), served by ix_items_uncertain.
     """
-    leased = select(Lease.id).where(Lease.item_id == Item.id, Lease.annotator_id == annotator.id)
-    order = (Item.reward_gap.asc().nulls_last(), Item.id) if project.uncertain_first else (Item.id,)
+    return _open_items(project.id, annotator.id, uncertain_first=project.uncertain_first)
+
+
+def _open_items(project_id: int | ColumnElement[int], annotator_id: int | ColumnElement[int], *,
+                uncertain_first: bool) -> Select[Item]:
+    leased = select(Lease.id).where(Lease.item_id == Item.id, Lease.annotator_id == annotator_id)
+    order = (Item.reward_gap.asc().nulls_last(), Item.id) if uncertain_first else (Item.id,)
     return (
         select(Item)
-        .where(Item.project_id == project.id, Item.open_slots > 0, Item.purpose == ItemPurpose.REGULAR,
+        .where(Item.project_id == project_id, Item.open_slots > 0, Item.purpose == ItemPurpose.REGULAR,
                ~exists(leased))
         .order_by(*order)
         .limit(1)
@@ -56,12 +64,8 @@ def claim_next_item(session: Session, *, project: Project, annotator: User, now:
     are interleaved at the project's rates (gold_service.serve_kind, deterministic per annotator and
     number of items judged). None: nothing left.
     """
-    live = (select(Lease.id).where(Lease.project_id == project.id, Lease.annotator_id == annotator.id,
-                                   Lease.completed_at.is_(None), Lease.expires_at > now)
-            .order_by(Lease.id).limit(1).scalar_subquery())
     expired, live_id, judged = session.execute(  # one round trip for the three questions
-        select(exists(_expired(project.id, now)), live, _judged(project.id, annotator.id).scalar_subquery())
-    ).one()
+        _STANDING, {"project_id": project.id, "annotator_id": annotator.id, "now": now}).one()
     if expired:
         release_expired(session, project_id=project.id, now=now)
     if live_id is not None:
@@ -74,29 +78,44 @@ def claim_next_item(session: Session, *, project: Project, annotator: User, now:
     return None
 
 
-def _judged(project_id: int, annotator_id: int) -> Select[int]:
+def _judged(project_id: int | ColumnElement[int], annotator_id: int | ColumnElement[int]) -> Select[int]:
     """The items (gold and repeats included) the annotator has judged in the project, counted."""
     return select(func.count(Lease.id)).where(
         Lease.project_id == project_id, Lease.annotator_id == annotator_id,
         Lease.completed_at.is_not(None), ~Lease.skipped)  # as in ix_leases_judged
 
 
-def _expired(project_id: int, now: datetime) -> Select[int]:
+def _expired(project_id: int | ColumnElement[int], now: datetime | ColumnElement[datetime]) -> Select[int]:
     """The project's leases whose time ran out before they were judged or skipped."""
     return select(Lease.id).where(Lease.project_id == project_id, Lease.completed_at.is_(None),
                                   Lease.expires_at <= now)
 
 
+def _standing() -> Select[Any]:
+    """claim_next_item's three questions in one statement: any expired lease in the project, the
+    annotator's live lease, how many items they have judged."""
+    project_id: ColumnElement[int] = bindparam("project_id")
+    annotator_id: ColumnElement[int] = bindparam("annotator_id")
+    now: ColumnElement[datetime] = bindparam("now")
+    live = (select(Lease.id).where(Lease.project_id == project_id, Lease.annotator_id == annotator_id,
+                                   Lease.completed_at.is_(None), Lease.expires_at > now)
+            .order_by(Lease.id).limit(1).scalar_subquery())
+    judged = _judged(project_id, annotator_id).scalar_subquery()
+    return select(exists(_expired(project_id, now)), live, judged)
+
+
 def _claim_regular(session: Session, project: Project, annotator: User, now: datetime) -> Lease | None:
-    item = take_slot(session, next_open_item(project, annotator))
+    item: Item | None = session.scalar(_TAKE_OPEN_SLOT[project.uncertain_first],
+                                       {"in_project": project.id, "for_annotator": annotator.id})
     if item is None:
         return None
     # Only a pair has sides to swap; a Likert single is always shown as it is.
     swapped = item.kind == ItemKind.PAIR and policy.swap_sides(item.id, annotator.id)
-    lease = Lease(item=item, annotator_id=annotator.id, project_id=project.id, swapped=swapped,
-                  skipped=False, expires_at=now + project.lease_ttl)
-    session.add(lease)
-    session.flush()
+    lease: Lease = session.scalars(insert(Lease).returning(Lease), [{  # no unit of work: one plain INSERT
+        "item_id": item.id, "annotator_id": annotator.id, "project_id": project.id, "swapped": swapped,
+        "skipped": False, "is_repeat": False, "takes_slot": True, "expires_at": now + project.lease_ttl,
+    }]).one()
+    set_committed_value(lease, "item", item)
     return lease
 
 
@@ -161,11 +180,22 @@ def take_slot(session: Session, candidates: Select[Item]) -> Item | None:
     One statement (UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING): the item is
     locked, re-checked and decremented in a single round trip.
     """
+    item: Item | None = session.scalar(_take_slot_statement(candidates))
+    return item
+
+
+def _take_slot_statement(candidates: Select[Item]) -> ReturningUpdate[Any]:
     picked = candidates.with_only_columns(Item.id).with_for_update(skip_locked=True).correlate(None)
-    return session.scalar(
-        update(Item).where(Item.id == picked.scalar_subquery()).values(open_slots=Item.open_slots - 1)
-        .returning(Item)
-    )
+    return (update(Item).where(Item.id == picked.scalar_subquery()).values(open_slots=Item.open_slots - 1)
+            .returning(Item))
+
+
+# The hot path's statements, built once (building one cost more CPU than running it), bind parameters
+# given at execution (in an UPDATE, a column's name is taken for its SET value).
+_STANDING = _standing()
+_TAKE_OPEN_SLOT = {uncertain_first: _take_slot_statement(_open_items(
+    bindparam("in_project"), bindparam("for_annotator"), uncertain_first=uncertain_first))
+    for uncertain_first in (False, True)}
 
 
 def release_expired(session: Session, *, project_id: int, now: datetime) -> int:
@@ -210,6 +240,12 @@ def _owned(lease: Lease | None, *, annotator: User, project_id: int | None) -> L
     return lease
 
 
+_LOCK_ITEM = (select(Item.id).join(Lease, Lease.item_id == Item.id).where(Lease.id == bindparam("lease_id"))
+              .with_for_update(of=Item))
+_LEASE_WITH_ITEM = (select(Lease).where(Lease.id == bindparam("lease_id")).options(joinedload(Lease.item))
+                    .execution_options(populate_existing=True))
+
+
 def lock_lease(session: Session, *, lease_id: int, annotator: User, project_id: int | None = None) -> Lease:
     """get_lease, with the item row locked FOR UPDATE and the lease read after the lock.
 
@@ -218,22 +254,31 @@ def lock_lease(session: Session, *, lease_id: int, annotator: User, project_id: 
     else's lease gets its item locked too before the refusal; the request then rolls back.)
     """
     session.flush()
-    session.execute(select(Item.id).join(Lease, Lease.item_id == Item.id).where(Lease.id == lease_id)
-                    .with_for_update(of=Item))
-    fresh = session.scalar(
-        select(Lease).where(Lease.id == lease_id).options(joinedload(Lease.item))
-        .execution_options(populate_existing=True)
-    )
+    session.execute(_LOCK_ITEM, {"lease_id": lease_id})
+    fresh = session.scalar(_LEASE_WITH_ITEM, {"lease_id": lease_id})
     return _owned(fresh, annotator=annotator, project_id=project_id)
 
 
 def complete(session: Session, *, lease: Lease, now: datetime) -> None:
     """Mark a locked lease judged: its slot stays taken and the item counts one more judgement (a gold
     or repeat lease took no slot, so the item's counts stay as they are)."""
-    lease.completed_at = now
+    session.execute(_COMPLETE, {"done_lease": lease.id, "done_at": now})
+    set_committed_value(lease, "completed_at", now)  # what the statement wrote, without a reload
     if lease.takes_slot:
-        lease.item.judgement_count += 1
-    session.flush()
+        set_committed_value(lease.item, "judgement_count", lease.item.judgement_count + 1)
+
+
+def _complete_statement() -> Update:
+    """One round trip, not two through the unit of work: the lease marked judged and, if it took a slot,
+    its (locked) item counting one judgement more."""
+    done = (update(Lease).where(Lease.id == bindparam("done_lease")).values(completed_at=bindparam("done_at"))
+            .returning(Lease.item_id, Lease.takes_slot).cte("done"))
+    return (update(Item).where(Item.id == done.c.item_id, done.c.takes_slot)
+            .values(judgement_count=Item.judgement_count + 1)
+            .execution_options(synchronize_session=False))  # the caller sets what it wrote
+
+
+_COMPLETE = _complete_statement()
 
 
 def give_back(session: Session, *, lease: Lease, now: datetime) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -30,7 +30,7 @@ from app.gold.schemas import (
 from app.projects.models import Item, ItemKind, ItemPurpose, Project
 
 
-def calibration_items(project_id: int) -> Select[int]:
+def calibration_items(project_id: int | ColumnElement[int]) -> Select[int]:
     return (select(Item.id).join(GoldAnswer, GoldAnswer.item_id == Item.id)
             .where(Item.project_id == project_id, Item.purpose == ItemPurpose.CALIBRATION))
 

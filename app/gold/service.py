@@ -165,7 +165,7 @@ def score_gold(session: Session, *, project: Project, item_id: int, annotator_id
     return correct
 
 
-def may_gate(project_id: int, user_id: int) -> ColumnElement[bool]:
+def may_gate(project_id: int | ColumnElement[int], user_id: int | ColumnElement[int]) -> ColumnElement[bool]:
     """SQL: gate() may stop this user (paused, or the project has a calibration set); false means it
     surely returns None, so callers can skip it."""
     paused = select(AnnotatorStanding.user_id).where(AnnotatorStanding.project_id == project_id,

@@ -37,7 +37,8 @@ def pending_acknowledgement(session: Session, *, project_id: int, user_id: int) 
     return session.scalar(query)
 
 
-def unacknowledged(project_id: int, user_id: int) -> ColumnElement[bool]:
+def unacknowledged(project_id: int | ColumnElement[int],
+                   user_id: int | ColumnElement[int]) -> ColumnElement[bool]:
     """SQL: the project has a published version and this user has not acknowledged the newest one (the
     test pending_acknowledgement makes, as an expression to fold into a larger query)."""
     active = (select(GuidelineVersion.id).where(GuidelineVersion.project_id == project_id,
@@ -58,11 +59,16 @@ def recalibration_since(session: Session, *, project_id: int) -> datetime | None
 def version_in_force(session: Session, *, project_id: int, user_id: int) -> int | None:
     """The id of the newest version this user has acknowledged: the guidelines their judgement is made
     under. An item leased before a publish can still be submitted; it counts under the version read."""
-    query = (select(GuidelineVersion.id)
-             .join(GuidelineAcknowledgement, GuidelineAcknowledgement.version_id == GuidelineVersion.id)
-             .where(GuidelineVersion.project_id == project_id, GuidelineAcknowledgement.user_id == user_id)
-             .order_by(GuidelineVersion.number.desc()).limit(1))
-    return session.scalar(query)
+    return session.scalar(version_in_force_query(project_id, user_id))
+
+
+def version_in_force_query(project_id: int | ColumnElement[int],
+                           user_id: int | ColumnElement[int]) -> Select[int]:
+    """SQL: version_in_force's query, to fold into a larger statement (the judgement's INSERT)."""
+    return (select(GuidelineVersion.id)
+            .join(GuidelineAcknowledgement, GuidelineAcknowledgement.version_id == GuidelineVersion.id)
+            .where(GuidelineVersion.project_id == project_id, GuidelineAcknowledgement.user_id == user_id)
+            .order_by(GuidelineVersion.number.desc()).limit(1))
 
 
 def list_versions(session: Session, *, project_id: int, viewer: User) -> list[GuidelineVersion]:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
+from app.accounts.service import UserLookup
 from app.audit import service as audit_service
 from app.config import get_settings
 from app.errors import Conflict, Invalid, NotFound, PermissionDenied
@@ -74,21 +75,29 @@ def check_access(access: Access, user: User) -> Project:
     return access.project
 
 
-def user_with_access(session: Session, users: Select[User], *,
+def user_with_access(session: Session, users: UserLookup, *,
                      project_id: int) -> tuple[User, Access] | None:
     """The user `users` finds (None: nobody) and, in the same query, their access to one project.
 
     For requests that name a project: signing in and the project check then cost one query, not three.
+    The statement is built once per kind of lookup (every request runs it).
     """
-    member = select(ProjectMember.user_id).where(ProjectMember.project_id == project_id,
-                                                 ProjectMember.user_id == User.id).exists()
-    row = session.execute(
-        users.add_columns(Project, member).outerjoin(Project, Project.id == project_id)
-    ).first()
+    statement = _WITH_ACCESS.get(id(users.statement))
+    if statement is None:
+        member = select(ProjectMember.user_id).where(ProjectMember.project_id == bindparam("access_project"),
+                                                     ProjectMember.user_id == User.id).exists()
+        statement = (users.statement.add_columns(Project, member)
+                     .outerjoin(Project, Project.id == bindparam("access_project")))
+        _WITH_ACCESS[id(users.statement)] = statement
+    row = session.execute(statement, {**users.params, "access_project": project_id}).first()
     if row is None:
         return None
     user, project, is_member = row
     return user, Access(project_id, project, bool(is_member))
+
+
+# Per lookup statement (module-level constants of app.accounts.service, which live as long as this).
+_WITH_ACCESS: dict[int, Select[Any]] = {}
 
 
 def list_for_user(session: Session, user: User) -> list[Project]:

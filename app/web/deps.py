@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import Select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -56,14 +55,14 @@ def optional_user(request: Request, session: SessionDep) -> User | None:
     """
     auth = request.headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
-        user = _find_user(request, session, accounts_service.api_token_user(auth[7:].strip()))
+        user = _find_user(request, session, accounts_service.api_token_lookup(auth[7:].strip()))
         if user is None:
             raise NotAuthenticated("the API token is unknown, revoked, or its user is disabled")
         request.state.auth = "token"
     else:
         raw = request.cookies.get(SESSION_COOKIE)
         now = utcnow()
-        user = _find_user(request, session, accounts_service.session_user(raw, now)) if raw else None
+        user = _find_user(request, session, accounts_service.session_lookup(raw, now)) if raw else None
         request.state.auth = "cookie" if user else None
         if user is not None and raw:
             settings = request.app.state.settings
@@ -75,11 +74,11 @@ def optional_user(request: Request, session: SessionDep) -> User | None:
     return user
 
 
-def _find_user(request: Request, session: Session, users: Select[User]) -> User | None:
+def _find_user(request: Request, session: Session, users: accounts_service.UserLookup) -> User | None:
     raw = request.path_params.get("project_id")
     project_id = int(raw) if isinstance(raw, str) and raw.isascii() and raw.isdigit() else 0
     if not 0 < project_id < 2**31:  # not a project id Postgres can hold: project_for_user will say so
-        return session.scalar(users)
+        return session.scalar(users.statement, users.params)
     found = projects_service.user_with_access(session, users, project_id=project_id)
     if found is None:
         return None
