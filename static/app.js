@@ -301,6 +301,15 @@
   document.addEventListener("change", onChange);
   document.addEventListener("htmx:load", function (event) { markForms(event.detail && event.detail.elt); });
   document.addEventListener("htmx:afterRequest", onAfterRequest);
+  // A swap that removed the focused element (the button just pressed) leaves focus nowhere; swapped-in
+  // content names the control the keyboard goes on with (e.g. "Next item" after calibration feedback),
+  // but the browser applies `autofocus` only once per page. So: focus lost -> the autofocus control.
+  document.addEventListener("htmx:afterSettle", function () {
+    var active = document.activeElement;
+    if (active && active !== document.body && document.contains(active)) return;
+    var wanted = document.querySelector("[autofocus]");
+    if (wanted) wanted.focus();
+  });
   document.addEventListener("visibilitychange", function () {
     if (document.hidden) {
       hiddenSince = Date.now();
