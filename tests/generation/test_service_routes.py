@@ -101,11 +101,11 @@ def test_panel_renders_progress_and_stops_polling_when_done(app_client: TestClie
 def test_panel_of_a_running_run_polls_and_shows_its_rate(app_client: TestClient, db: Session) -> None:
     admin = make_user(db, Role.ADMIN)
     project = make_project(db)
+    login(app_client, db, admin)  # first: password hashing takes a while, and the rate counts from now
     job = jobs_service.enqueue(db, kind="generate", payload={})
     db.add(GenerationRun(project_id=project.id, job_id=job.id, model="", status=RunStatus.RUNNING,
                          total_prompts=100, done_prompts=25, started_at=utcnow() - timedelta(seconds=50)))
     db.flush()
-    login(app_client, db, admin)
     fragment = app_client.get(f"/projects/{project.id}/generation/panel", headers=HX).text
     assert 'hx-trigger="every 2s"' in fragment
     assert "25 / 100 prompts" in fragment
