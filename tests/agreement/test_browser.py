@@ -15,7 +15,7 @@ from app.db import utcnow
 from app.main import create_app
 from app.web.csrf import SESSION_COOKIE
 from tests.agreement.conftest import Voted
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, serve
+from tests.browser import CHROMIUM, LAUNCH_ARGS, serve
 from tests.factories import make_user_without_password as make_user
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
@@ -36,7 +36,7 @@ def test_sorting_the_annotator_table_in_the_browser(db: Session, voted: Voted, l
     db.flush()
     problems: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         context = browser.new_context()
         context.add_cookies([{"name": SESSION_COOKIE, "value": cookie, "url": live_url}])
         page = context.new_page()

@@ -15,7 +15,7 @@ from app.db import utcnow
 from app.main import create_app
 from app.projects.models import ProjectMember
 from app.web.csrf import SESSION_COOKIE
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, serve
+from tests.browser import CHROMIUM, LAUNCH_ARGS, serve
 from tests.factories import make_gold, make_pair_item, make_project, make_user_without_password
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -49,7 +49,7 @@ def test_calibration_by_keyboard_then_real_work(db: Session, live_url: str, tmp_
 
     problems: list[str] = []
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         context = browser.new_context()
         context.add_cookies([{"name": SESSION_COOKIE, "value": cookie, "url": live_url}])
         page = context.new_page()

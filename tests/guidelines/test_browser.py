@@ -16,7 +16,7 @@ from app.db import utcnow
 from app.guidelines import service as guidelines_service
 from app.main import create_app
 from app.web.csrf import SESSION_COOKIE
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, serve
+from tests.browser import CHROMIUM, LAUNCH_ARGS, serve
 from tests.factories import make_guideline_version, make_pair_item, make_project, make_user_without_password
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -55,7 +55,7 @@ def world(committed: sessionmaker[Session], settings: Settings) -> Iterator[Worl
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         yield browser
         browser.close()
 

@@ -27,6 +27,7 @@ from app.guidelines import service as guidelines_service
 from app.guidelines.models import GuidelineAcknowledgement
 from app.main import create_app
 from app.projects.models import Mode
+from tests.browser import CHROMIUM, LAUNCH_ARGS, serve, snapshot_on_failure, watched_page
 from tests.factories import (
     PASSWORD,
     make_gold,
@@ -37,7 +38,6 @@ from tests.factories import (
     make_user,
     make_user_without_password,
 )
-from tests.security.live import CHROMIUM, LAUNCH_ARGS, serve, snapshot_on_failure, watched_page
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")

@@ -20,8 +20,8 @@ from app.annotation.models import Judgement
 from app.config import Settings
 from app.main import create_app
 from app.projects.models import Item
+from tests.browser import serve
 from tests.factories import make_pair_item, make_project, make_user_without_password
-from tests.security.live import serve
 
 ANNOTATORS = 64
 ITEMS = 60

@@ -19,6 +19,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.guidelines import service as guidelines_service
 from app.main import create_app
+from tests.browser import CHROMIUM, LAUNCH_ARGS, serve, snapshot_on_failure, watched_page
 from tests.factories import (
     make_guideline_version,
     make_judgement,
@@ -26,7 +27,6 @@ from tests.factories import (
     make_project,
     make_user_without_password,
 )
-from tests.security.live import CHROMIUM, LAUNCH_ARGS, serve, snapshot_on_failure, watched_page
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
