@@ -62,6 +62,7 @@ def test_calibration_by_keyboard_then_real_work(db: Session, live_url: str, tmp_
             page.evaluate("() => { document.body.dataset.loaded = 'once'; }")  # gone if the page reloads
             for n, right in enumerate([True, False, True]):
                 sync_api.expect(page.locator(".workspace")).to_contain_text(f"Item {n + 1} of 3")
+                page.wait_for_function("() => !document.querySelector('.htmx-added, .htmx-settling')")
                 shown = page.locator(".prompt-panel").inner_text().split("calibration ")[1].strip()
                 _answer_with_keys(page, right=right)
                 feedback = page.locator(".feedback")

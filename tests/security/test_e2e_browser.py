@@ -128,6 +128,9 @@ def _judge_all(page: Any, keys: list[str], expected_items: int) -> None:
         page.keyboard.press("Enter")
         page.wait_for_function("(old) => !document.querySelector('.prompt-panel') || "
                                "document.querySelector('.prompt-panel').innerText !== old", arg=prompt)
+        # htmx binds the new form when the swap settles (20 ms later): a key pressed before that would
+        # post the form natively (a page load, though nothing is lost). People are slower than that.
+        page.wait_for_function("() => !document.querySelector('.htmx-added, .htmx-settling')")
     sync_api.expect(page.locator(".all-done h2")).to_have_text("All done")
     assert len(set(seen)) == expected_items
     assert navigations == [], navigations
@@ -205,10 +208,9 @@ def test_an_unsent_judgement_survives_an_expired_session(browser: Any, study: St
             db.execute(update(AuthSession).values(expires_at=utcnow() - timedelta(seconds=1)))
         page.keyboard.press("Control+Enter")
         page.wait_for_url(re.compile(r".*/login\?next=/projects/\d+/annotate$"))
-        page.keyboard.type(study.annotator)
-        page.keyboard.press("Tab")
-        page.keyboard.type(PASSWORD)
-        page.keyboard.press("Enter")
+        page.locator('input[name="username"]').fill(study.annotator)  # not by autofocus: this test is
+        page.locator('input[name="password"]').fill(PASSWORD)  # about the draft, and typing raced the load
+        page.locator('input[name="password"]').press("Enter")
         page.wait_for_url(workspace)
         assert page.locator(".prompt-panel").inner_text() == prompt  # the same item, still leased
         sync_api.expect(page.locator(".draft-restored")).to_be_visible()
