@@ -16,7 +16,7 @@ from app.db import utcnow
 from app.guidelines import service as guidelines_service
 from app.main import create_app
 from app.web.csrf import SESSION_COOKIE
-from tests.browser import CHROMIUM, LAUNCH_ARGS, serve
+from tests.browser import CHROMIUM, serve
 from tests.factories import make_guideline_version, make_pair_item, make_project, make_user_without_password
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -50,14 +50,6 @@ def world(committed: sessionmaker[Session], settings: Settings) -> Iterator[Worl
         ids = project.id, draft.id
     with serve(create_app(settings, session_factory=committed)) as base:
         yield World(base, *ids, *cookies)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
 
 
 def _page(browser: object, world: World, cookie: str) -> tuple[object, list[str]]:

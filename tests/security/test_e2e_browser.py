@@ -27,7 +27,7 @@ from app.guidelines import service as guidelines_service
 from app.guidelines.models import GuidelineAcknowledgement
 from app.main import create_app
 from app.projects.models import Mode
-from tests.browser import CHROMIUM, LAUNCH_ARGS, serve, snapshot_on_failure, watched_page
+from tests.browser import CHROMIUM, serve, snapshot_on_failure, watched_page
 from tests.factories import (
     PASSWORD,
     make_gold,
@@ -79,14 +79,6 @@ def study(committed: sessionmaker[Session], settings: Settings) -> Iterator[Stud
         seeded = _seed(db)
     with serve(create_app(settings, session_factory=committed)) as base:
         yield Study(base, *seeded)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
 
 
 def _sign_in(page: Any, study: Study) -> None:

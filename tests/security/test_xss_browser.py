@@ -19,7 +19,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.guidelines import service as guidelines_service
 from app.main import create_app
-from tests.browser import CHROMIUM, LAUNCH_ARGS, serve, snapshot_on_failure, watched_page
+from tests.browser import CHROMIUM, serve, snapshot_on_failure, watched_page
 from tests.factories import (
     make_guideline_version,
     make_judgement,
@@ -118,14 +118,6 @@ def seeded(committed: sessionmaker[Session], settings: Settings) -> Iterator[See
         project_id, version_id, admin, annotator = _seed(db)
     with serve(create_app(settings, session_factory=committed)) as base:
         yield Seeded(base, project_id, version_id, admin, annotator)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
 
 
 def _visit(browser: Any, seeded: Seeded, cookie: str, paths: list[str], shots: Path) -> list[str]:
