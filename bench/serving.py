@@ -133,6 +133,22 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU of every process named postgres on this machine (the server under test, when
+    it runs here; 0 when none can be read)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().partition(") ")
+        except OSError:
+            continue
+        if head.endswith("(postgres"):
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 async def annotator(port: int, project_id: int, token: str, stats: Stats, seed: int) -> None:
     """One annotator: next -> judgement until the measuring window closes (never cut mid-request)."""
     rng = random.Random(seed)
@@ -206,9 +222,10 @@ def check_database(url: str, project_id: int, overlap_k: int, created_ids: list[
 def run_level(report: Report, port: int, pid: int, project_id: int, tokens: list[str], *, warmup: float,
               duration: float) -> list[int]:
     concurrency = len(tokens)
-    cpu_server, cpu_self = tree_cpu_seconds(pid), time.process_time()
+    cpu_server, cpu_self, cpu_pg = tree_cpu_seconds(pid), time.process_time(), postgres_cpu_seconds()
     stats = asyncio.run(load(port, project_id, tokens, warmup=warmup, duration=duration))
     cpu_server, cpu_self = tree_cpu_seconds(pid) - cpu_server, time.process_time() - cpu_self
+    cpu_pg = postgres_cpu_seconds() - cpu_pg
     rate = stats.measured_judgements / duration
     p99 = max(percentile(stats.next_ms, 99), percentile(stats.submit_ms, 99))
     target_ms = P99_TARGETS_MS.get(concurrency, 1000.0)
@@ -231,7 +248,7 @@ def run_level(report: Report, port: int, pid: int, project_id: int, tokens: list
         report.note(f"  errors: {stats.errors}")
     judged = max(len(stats.created_ids), 1)
     report.note(f"  CPU per judgement: server {cpu_server / judged * 1000:.2f} ms, "
-                f"load generator {cpu_self / judged * 1000:.2f} ms")
+                f"Postgres {cpu_pg / judged * 1000:.2f} ms, load generator {cpu_self / judged * 1000:.2f} ms")
     return stats.created_ids
 
 

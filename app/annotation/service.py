@@ -224,7 +224,7 @@ def _insert(session: Session, lease: Lease, project: Project, form: JudgementIn)
     ON CONFLICT DO NOTHING instead of a savepoint around a plain INSERT: one round trip, not three; the
     guideline version in force is a subquery of the same statement.
     """
-    values, ratings = _build(lease, project, form)
+    values, ratings = build_judgement(LeaseFacts.of(lease), project.attribute_names, form)
     judgement: Judgement | None = session.scalar(
         _INSERT_JUDGEMENT,
         {**values, "in_force_project": lease.project_id, "in_force_user": lease.annotator_id})
@@ -238,9 +238,28 @@ def _insert(session: Session, lease: Lease, project: Project, form: JudgementIn)
     return judgement
 
 
-def _build(lease: Lease, project: Project, form: JudgementIn) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+@dataclass(frozen=True)
+class LeaseFacts:
+    """What a judgement takes from its lease and item (the lean path reads these as plain columns)."""
+
+    id: int
+    project_id: int
+    item_id: int
+    annotator_id: int
+    swapped: bool
+    is_repeat: bool
+    kind: ItemKind
+
+    @classmethod
+    def of(cls, lease: Lease) -> LeaseFacts:
+        return cls(lease.id, lease.project_id, lease.item_id, lease.annotator_id, lease.swapped,
+                   lease.is_repeat, ItemKind(lease.item.kind))
+
+
+def build_judgement(lease: LeaseFacts, attribute_names: list[str],
+                    form: JudgementIn) -> tuple[dict[str, Any], list[tuple[str, int]]]:
     """The judgement's columns and its ratings (attribute, value), checked against the item's kind."""
-    if lease.item.kind == ItemKind.PAIR:
+    if lease.kind == ItemKind.PAIR:
         if form.ratings:
             raise Invalid("ratings are for Likert items; this item is a pair", field="ratings")
         choice, strength = _pairwise(form, lease.swapped)
@@ -249,7 +268,7 @@ def _build(lease: Lease, project: Project, form: JudgementIn) -> tuple[dict[str,
         if form.choice is not None:
             raise Invalid("a Likert item takes ratings, not a choice", field="choice")
         choice, strength = None, None
-        ratings = _likert(form, project.attribute_names)
+        ratings = _likert(form, attribute_names)
     return {
         "project_id": lease.project_id, "item_id": lease.item_id, "lease_id": lease.id,
         "annotator_id": lease.annotator_id, "choice": choice, "strength": strength, "swapped": lease.swapped,

@@ -91,17 +91,20 @@ def _expired(project_id: int | ColumnElement[int], now: datetime | ColumnElement
                                   Lease.expires_at <= now)
 
 
-def _standing() -> Select[Any]:
-    """claim_next_item's three questions in one statement: any expired lease in the project, the
-    annotator's live lease, how many items they have judged."""
-    project_id: ColumnElement[int] = bindparam("project_id")
-    annotator_id: ColumnElement[int] = bindparam("annotator_id")
-    now: ColumnElement[datetime] = bindparam("now")
+def standing_columns(project_id: ColumnElement[int], annotator_id: ColumnElement[int],
+                     now: ColumnElement[datetime]) -> tuple[ColumnElement[Any], ...]:
+    """claim_next_item's three questions as columns: any expired lease in the project, the annotator's
+    live lease, how many items they have judged (the lean path folds them into its sign-in query)."""
     live = (select(Lease.id).where(Lease.project_id == project_id, Lease.annotator_id == annotator_id,
                                    Lease.completed_at.is_(None), Lease.expires_at > now)
             .order_by(Lease.id).limit(1).scalar_subquery())
     judged = _judged(project_id, annotator_id).scalar_subquery()
-    return select(exists(_expired(project_id, now)), live, judged)
+    return exists(_expired(project_id, now)), live, judged
+
+
+def _standing() -> Select[Any]:
+    """claim_next_item's three questions in one statement."""
+    return select(*standing_columns(bindparam("project_id"), bindparam("annotator_id"), bindparam("now")))
 
 
 def _claim_regular(session: Session, project: Project, annotator: User, now: datetime) -> Lease | None:
@@ -137,26 +140,31 @@ def _claim_gold(session: Session, project: Project, annotator: User, now: dateti
 def _claim_repeat(session: Session, project: Project, annotator: User, now: datetime) -> Lease | None:
     """A regular item the annotator judged at least REPEAT_GAP judgements ago and never saw repeated,
     oldest first, shown again with the sides swapped; it takes no slot and never counts on the item."""
-    own = (Lease.project_id == project.id, Lease.annotator_id == annotator.id,
-           Lease.completed_at.is_not(None), ~Lease.skipped)  # as in ix_leases_judged
-    cutoff = (select(Lease.id).where(*own).order_by(Lease.id.desc())
-              .offset(REPEAT_GAP - 1).limit(1).scalar_subquery())
-    repeat = aliased(Lease)
-    # `is_repeat` bare (not IS TRUE) so the planner can use the partial index ix_leases_repeats
-    repeated = select(repeat.id).where(repeat.item_id == Lease.item_id, repeat.annotator_id == annotator.id,
-                                       repeat.is_repeat)
-    original = session.execute(
-        select(Lease, Item).join(Item, Item.id == Lease.item_id)
-        .where(*own, Lease.is_repeat.is_(False), Lease.takes_slot.is_(True), Lease.id < cutoff,
-               Item.purpose == ItemPurpose.REGULAR, ~exists(repeated))
-        .order_by(Lease.id).limit(1)
-    ).first()
+    original = session.execute(repeat_original(project.id, annotator.id).add_columns(Item)).first()
     if original is None:
         return None
     lease, item = original
     return _add_extra(session, Lease(item=item, annotator_id=annotator.id, project_id=project.id,
                                      swapped=item.kind == ItemKind.PAIR and not lease.swapped, skipped=False,
                                      is_repeat=True, takes_slot=False, expires_at=now + project.lease_ttl))
+
+
+def repeat_original(project_id: int | ColumnElement[int],
+                    annotator_id: int | ColumnElement[int]) -> Select[Any]:
+    """The lease _claim_repeat repeats (joined to its item, for more columns): the annotator's oldest
+    judged regular lease at least REPEAT_GAP judgements back whose item they never saw repeated."""
+    own = (Lease.project_id == project_id, Lease.annotator_id == annotator_id,
+           Lease.completed_at.is_not(None), ~Lease.skipped)  # as in ix_leases_judged
+    cutoff = (select(Lease.id).where(*own).order_by(Lease.id.desc())
+              .offset(REPEAT_GAP - 1).limit(1).scalar_subquery())
+    repeat = aliased(Lease)
+    # `is_repeat` bare (not IS TRUE) so the planner can use the partial index ix_leases_repeats
+    repeated = select(repeat.id).where(repeat.item_id == Lease.item_id, repeat.annotator_id == annotator_id,
+                                       repeat.is_repeat)
+    return (select(Lease).join(Item, Item.id == Lease.item_id)
+            .where(*own, Lease.is_repeat.is_(False), Lease.takes_slot.is_(True), Lease.id < cutoff,
+                   Item.purpose == ItemPurpose.REGULAR, ~exists(repeated))
+            .order_by(Lease.id).limit(1))
 
 
 def _add_extra(session: Session, lease: Lease) -> Lease | None:
@@ -185,17 +193,26 @@ def take_slot(session: Session, candidates: Select[Item]) -> Item | None:
 
 
 def _take_slot_statement(candidates: Select[Item]) -> ReturningUpdate[Any]:
+    return _slot_update(candidates).returning(Item)
+
+
+def _slot_update(candidates: Select[Item]) -> Update:
     picked = candidates.with_only_columns(Item.id).with_for_update(skip_locked=True).correlate(None)
-    return (update(Item).where(Item.id == picked.scalar_subquery()).values(open_slots=Item.open_slots - 1)
-            .returning(Item))
+    return update(Item).where(Item.id == picked.scalar_subquery()).values(open_slots=Item.open_slots - 1)
+
+
+def take_slot_update(uncertain_first: bool) -> Update:
+    """_claim_regular's slot taking without its RETURNING (the caller says which columns), bind parameters
+    `in_project` and `for_annotator`."""
+    return _slot_update(_open_items(bindparam("in_project"), bindparam("for_annotator"),
+                                    uncertain_first=uncertain_first))
 
 
 # The hot path's statements, built once (building one cost more CPU than running it), bind parameters
 # given at execution (in an UPDATE, a column's name is taken for its SET value).
 _STANDING = _standing()
-_TAKE_OPEN_SLOT = {uncertain_first: _take_slot_statement(_open_items(
-    bindparam("in_project"), bindparam("for_annotator"), uncertain_first=uncertain_first))
-    for uncertain_first in (False, True)}
+_TAKE_OPEN_SLOT = {uncertain_first: take_slot_update(uncertain_first).returning(Item)
+                   for uncertain_first in (False, True)}
 
 
 def release_expired(session: Session, *, project_id: int, now: datetime) -> int:
@@ -254,9 +271,14 @@ def lock_lease(session: Session, *, lease_id: int, annotator: User, project_id: 
     else's lease gets its item locked too before the refusal; the request then rolls back.)
     """
     session.flush()
-    session.execute(_LOCK_ITEM, {"lease_id": lease_id})
+    lock_item_of(session, lease_id=lease_id)
     fresh = session.scalar(_LEASE_WITH_ITEM, {"lease_id": lease_id})
     return _owned(fresh, annotator=annotator, project_id=project_id)
+
+
+def lock_item_of(session: Session, *, lease_id: int) -> bool:
+    """Lock the item of a lease FOR UPDATE (waiting for its turn); False when there is no such lease."""
+    return session.execute(_LOCK_ITEM, {"lease_id": lease_id}).first() is not None
 
 
 def complete(session: Session, *, lease: Lease, now: datetime) -> None:

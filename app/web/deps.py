@@ -48,6 +48,11 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def optional_user(request: Request, session: SessionDep) -> User | None:
+    """The signed-in user (bearer token or session cookie), or None; see authenticate."""
+    return authenticate(request, session)
+
+
+def authenticate(request: Request, session: Session) -> User | None:
     """The signed-in user (bearer token or session cookie), or None.
 
     On a route with a project_id in its path, the same query reads the project and the membership too
@@ -99,16 +104,23 @@ OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 def _require(*roles: Role):  # type: ignore[no-untyped-def]
     async def dependency(user: CurrentUser) -> User:
-        if user.role not in roles:
-            raise PermissionDenied("your role does not allow this page")
-        return user
+        return check_role(user, roles)
 
     return dependency
 
 
+def check_role(user: User, roles: tuple[Role, ...]) -> User:
+    if user.role not in roles:
+        raise PermissionDenied("your role does not allow this page")
+    return user
+
+
+ANNOTATING = (Role.ADMIN, Role.ANNOTATOR)
+
+
 AdminDep = Annotated[User, Depends(_require(Role.ADMIN))]
 ResearcherDep = Annotated[User, Depends(_require(Role.ADMIN, Role.RESEARCHER))]
-AnnotatorDep = Annotated[User, Depends(_require(Role.ADMIN, Role.ANNOTATOR))]
+AnnotatorDep = Annotated[User, Depends(_require(*ANNOTATING))]
 
 
 async def project_for_user(request: Request, project_id: int, user: CurrentUser,
@@ -124,3 +136,16 @@ async def project_for_user(request: Request, project_id: int, user: CurrentUser,
 
 
 ProjectDep = Annotated[Project, Depends(project_for_user)]
+
+
+def annotator_in_project(request: Request, session: Session, project_id: int) -> tuple[User, Project]:
+    """AnnotatorDep and ProjectDep in one sync call, with the same errors: for a route that runs its
+    whole request in one threadpool trip (the annotation API's hot path)."""
+    user = authenticate(request, session)
+    if user is None:
+        raise NotAuthenticated("please sign in")
+    check_role(user, ANNOTATING)
+    access = getattr(request.state, "project_access", None)
+    if isinstance(access, projects_service.Access) and access.project_id == project_id:
+        return user, projects_service.check_access(access, user)
+    return user, projects_service.get_for_user(session, project_id=project_id, user=user)
