@@ -25,6 +25,7 @@ import httpx
 from _support import parser, scratch_database, seed_annotators, seed_pair_items, seed_project
 from sqlalchemy import create_engine, event
 
+from app.annotation import lean
 from app.config import Settings
 from app.main import create_app
 
@@ -83,6 +84,14 @@ async def run(url: str, cycles: int, profile: Path | None) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements[statement.split(None, 1)[0].upper()] += 1
+
+    plain_row = lean.Plain.row
+
+    def counted_row(self: lean.Plain, db: Any, params: Any) -> Any:  # the lean path's statements
+        statements[self.sql.split(None, 1)[0].upper()] += 1
+        return plain_row(self, db, params)
+
+    lean.Plain.row = counted_row  # type: ignore[method-assign]
 
     @event.listens_for(engine, "begin")
     def begin(conn: Any) -> None:

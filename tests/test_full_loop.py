@@ -76,6 +76,7 @@ def test_prompts_to_reward_model(
             "mode": "pairwise",
             "overlap_k": 2,
             "candidates_per_prompt": 3,
+            "repeat_rate": 0.0,  # no repeats: each annotator judges exactly the 18 items
             "generation": {
                 "model": str(model_dir),
                 "max_new_tokens": 8,

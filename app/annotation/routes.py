@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from app.accounts import service as accounts_service
 from app.accounts.models import User
-from app.annotation import edits, lean
+from app.annotation import edits, hotpath
 from app.annotation import service as annotation_service
 from app.annotation.schemas import EditIn, EditOut, ItemOut, JudgementIn, JudgementOut, WorkspaceForm
-from app.db import unit_of_work, utcnow
+from app.db import utcnow
 from app.errors import Conflict, Invalid
 from app.gold import service as gold_service
 from app.gold.schemas import GateOut
 from app.guidelines.schemas import AcknowledgementRequired
 from app.projects.models import Project
-from app.web import deps, htmx
+from app.web import htmx
 from app.web.deps import AnnotatorDep, ProjectDep, SessionDep
 from app.web.templating import render_page_or_fragment
 
@@ -133,24 +129,7 @@ async def api_next(request: Request, project_id: int) -> Response:
     side as shown ("a" = the first response). 409: acknowledge the new guidelines first. 403 with `status`
     calibration: answer the calibration attempt `calibration_attempt_id` first (see the calibration
     endpoints)."""
-    return await run_in_threadpool(_in_one_trip, request, partial(_api_next, project_id=project_id))
-
-
-def _api_next(request: Request, session: Session, *, project_id: int) -> Response:
-    now = utcnow()
-    token = _bearer_digest(request)
-    if token and (item := lean.next_item(session, token_hash=token, project_id=project_id, now=now)):
-        return _json(item)
-    annotator, project = deps.annotator_in_project(request, session, project_id)  # the general path
-    ready = annotation_service.readiness(session, project=project, annotator=annotator, now=now)
-    if ready.pending is not None:
-        return JSONResponse(AcknowledgementRequired.of(ready.pending).model_dump(mode="json"),
-                            status_code=409)
-    if (stop := ready.stop):
-        return JSONResponse(GateOut(detail=stop.detail, status=stop.status, reason=stop.reason,
-                                    calibration_attempt_id=stop.attempt_id).model_dump(), status_code=403)
-    found = annotation_service.claim_item(session, project=project, annotator=annotator, now=now)
-    return _json(found) if found is not None else Response(status_code=204)
+    return await run_in_threadpool(hotpath.next_response, request, project_id=project_id)
 
 
 @api.post("/projects/{project_id}/leases/{lease_id}/judgement", name="annotation:api_judgement",
@@ -158,35 +137,8 @@ def _api_next(request: Request, session: Session, *, project_id: int) -> Respons
           responses={200: {"model": JudgementOut, "description": "an idempotent repeat: already stored"}})
 async def api_judgement(request: Request, project_id: int, lease_id: int, body: JudgementIn) -> Response:
     """Judge a leased item (choice on the SHOWN sides). The stored choice is canonical; see `swapped`."""
-    return await run_in_threadpool(_in_one_trip, request, partial(_api_judgement, project_id=project_id,
-                                                                  lease_id=lease_id, body=body))
-
-
-def _api_judgement(request: Request, session: Session, *, project_id: int, lease_id: int,
-                   body: JudgementIn) -> Response:
-    now = utcnow()
-    token = _bearer_digest(request)
-    if token and (stored := lean.record(session, token_hash=token, project_id=project_id, lease_id=lease_id,
-                                        form=body, now=now)):
-        return _json(stored, status_code=201)
-    annotator, project = deps.annotator_in_project(request, session, project_id)  # the general path
-    result = annotation_service.record(session, lease_id=lease_id, annotator=annotator, form=body,
-                                       now=now, project_id=project.id)
-    return _json(JudgementOut.of(result.judgement), status_code=201 if result.created else 200)
-
-
-def _in_one_trip(request: Request, handler: Callable[[Request, Session], Response]) -> Response:
-    """The whole request in one threadpool trip: sign-in, the work and the commit (the response leaves
-    after the commit). The two hot API routes run so: FastAPI's dependencies would cost three trips and
-    the ORM objects they load."""
-    with unit_of_work(request.app.state.session_factory) as session:
-        return handler(request, session)
-
-
-def _bearer_digest(request: Request) -> str | None:
-    """The digest of the request's bearer token (as deps.authenticate reads it), or None: no token."""
-    auth = request.headers.get("Authorization", "")
-    return accounts_service.token_digest(auth[7:].strip()) if auth.lower().startswith("bearer ") else None
+    return await run_in_threadpool(hotpath.judgement_response, request, project_id=project_id,
+                                   lease_id=lease_id, body=body)
 
 
 @api.post("/projects/{project_id}/leases/{lease_id}/edit", name="annotation:api_edit", response_model=EditOut,
