@@ -133,11 +133,11 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def postgres_cpu_seconds() -> float:
-    """User + system CPU of every process named postgres on this machine (the server under test, when
-    it runs here; 0 when none can be read)."""
+def postgres_cpu() -> dict[int, float]:
+    """User + system CPU of every process named postgres on this machine, by pid (the server under test
+    when it runs here)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             head, _, rest = stat.read_text().partition(") ")
@@ -145,8 +145,14 @@ def postgres_cpu_seconds() -> float:
             continue
         if head.endswith("(postgres"):
             fields = rest.split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+            found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def postgres_cpu_since(before: dict[int, float]) -> float:
+    """Postgres CPU spent since `before` by the processes alive now (the server's pooled backends live
+    through a run; other clients' backends that ended meanwhile are left out)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in postgres_cpu().items())
 
 
 async def annotator(port: int, project_id: int, token: str, stats: Stats, seed: int) -> None:
@@ -222,10 +228,10 @@ def check_database(url: str, project_id: int, overlap_k: int, created_ids: list[
 def run_level(report: Report, port: int, pid: int, project_id: int, tokens: list[str], *, warmup: float,
               duration: float) -> list[int]:
     concurrency = len(tokens)
-    cpu_server, cpu_self, cpu_pg = tree_cpu_seconds(pid), time.process_time(), postgres_cpu_seconds()
+    cpu_server, cpu_self, cpu_pg = tree_cpu_seconds(pid), time.process_time(), postgres_cpu()
     stats = asyncio.run(load(port, project_id, tokens, warmup=warmup, duration=duration))
     cpu_server, cpu_self = tree_cpu_seconds(pid) - cpu_server, time.process_time() - cpu_self
-    cpu_pg = postgres_cpu_seconds() - cpu_pg
+    cpu_pg_spent = postgres_cpu_since(cpu_pg)
     rate = stats.measured_judgements / duration
     p99 = max(percentile(stats.next_ms, 99), percentile(stats.submit_ms, 99))
     target_ms = P99_TARGETS_MS.get(concurrency, 1000.0)
@@ -248,7 +254,8 @@ def run_level(report: Report, port: int, pid: int, project_id: int, tokens: list
         report.note(f"  errors: {stats.errors}")
     judged = max(len(stats.created_ids), 1)
     report.note(f"  CPU per judgement: server {cpu_server / judged * 1000:.2f} ms, "
-                f"Postgres {cpu_pg / judged * 1000:.2f} ms, load generator {cpu_self / judged * 1000:.2f} ms")
+                f"Postgres {cpu_pg_spent / judged * 1000:.2f} ms, "
+                f"load generator {cpu_self / judged * 1000:.2f} ms")
     return stats.created_ids
 
 

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import (
     ColumnElement,
     Select,
@@ -183,17 +185,35 @@ _LIVE = Plain(select(Lease.id, Lease.item_id, Lease.swapped, Lease.expires_at, I
               .where(Lease.id == bindparam("lease_id")))
 
 
-def _take_statement(uncertain_first: bool) -> Plain:
-    """A regular slot taken (the claim's own UPDATE ... SKIP LOCKED), with the item's texts."""
-    taken = (assignment_service.take_slot_update(uncertain_first)
-             .returning(_ITEMS.c.id, _ITEMS.c.kind, _ITEMS.c.prompt_id, _ITEMS.c.candidate_a_id,
-                        _ITEMS.c.candidate_b_id).cte("taken"))
+_LEASE_COLUMNS = ["item_id", "annotator_id", "project_id", "swapped", "skipped", "is_repeat", "takes_slot",
+                  "expires_at"]
+
+
+def _with_texts(made: Any) -> Plain:
+    """The lease a data-modifying CTE made, with its item's kind and texts, as _item_out reads them."""
     prompts = cast(Table, Prompt.__table__)
     a, b = cast(Table, Candidate.__table__).alias("a"), cast(Table, Candidate.__table__).alias("b")
-    return Plain(select(taken.c.id, taken.c.kind, prompts.c.messages, a.c.text, b.c.text)
-                 .select_from(taken.join(prompts, prompts.c.id == taken.c.prompt_id)
-                              .join(a, a.c.id == taken.c.candidate_a_id)
-                              .outerjoin(b, b.c.id == taken.c.candidate_b_id)))
+    return Plain(select(made.c.id, made.c.item_id, made.c.swapped, made.c.expires_at, _ITEMS.c.kind,
+                        prompts.c.messages, a.c.text, b.c.text)
+                 .select_from(made.join(_ITEMS, _ITEMS.c.id == made.c.item_id)
+                              .join(prompts, prompts.c.id == _ITEMS.c.prompt_id)
+                              .join(a, a.c.id == _ITEMS.c.candidate_a_id)
+                              .outerjoin(b, b.c.id == _ITEMS.c.candidate_b_id)))
+
+
+def _take_statement(uncertain_first: bool) -> Plain:
+    """A regular slot taken (the claim's own UPDATE ... SKIP LOCKED) and its lease inserted, sides by
+    policy.swap_sides (in SQL): one statement, so it needs no transaction around it."""
+    annotator: ColumnElement[int] = bindparam("for_annotator")
+    taken = (assignment_service.take_slot_update(uncertain_first)
+             .returning(_ITEMS.c.id, _ITEMS.c.kind).cte("taken"))
+    is_pair = taken.c.kind == ItemKind.PAIR.value
+    swapped = is_pair & assignment_service.swap_expression(taken.c.id, annotator)
+    made = (insert(_LEASES).from_select(_LEASE_COLUMNS, select(
+        taken.c.id, annotator, bindparam("in_project"), swapped, false(), false(), true(),
+        bindparam("expiry")))
+        .returning(_LEASES.c.id, _LEASES.c.item_id, _LEASES.c.swapped, _LEASES.c.expires_at).cte("made"))
+    return _with_texts(made)
 
 
 _TAKE = {uncertain_first: _take_statement(uncertain_first) for uncertain_first in (False, True)}
@@ -201,35 +221,36 @@ _TAKE = {uncertain_first: _take_statement(uncertain_first) for uncertain_first i
 
 def _repeat_statement() -> Plain:
     """A repeat lease made (the general path's choice of item, assignment_service.repeat_original; sides
-    swapped against the original; no slot taken), with the item's texts. Nothing when the annotator
-    claimed the same repeat just now (ON CONFLICT DO NOTHING)."""
+    swapped against the original; no slot taken). Nothing when the annotator claimed the same repeat
+    just now (ON CONFLICT DO NOTHING)."""
     annotator: ColumnElement[int] = bindparam("for_annotator")
     original = (assignment_service.repeat_original(bindparam("in_project"), annotator)
                 .with_only_columns(Lease.item_id, (Item.kind == ItemKind.PAIR.value) & ~Lease.swapped)
                 .cte("original"))
-    columns = ["item_id", "annotator_id", "project_id", "swapped", "skipped", "is_repeat", "takes_slot",
-               "expires_at"]
-    made = (pg_insert(_LEASES).from_select(
-        columns,
-        select(original.c[0], annotator, bindparam("in_project"), original.c[1], false(), true(), false(),
-               bindparam("expiry")))
+    made = (pg_insert(_LEASES).from_select(_LEASE_COLUMNS, select(
+        original.c[0], annotator, bindparam("in_project"), original.c[1], false(), true(), false(),
+        bindparam("expiry")))
         .on_conflict_do_nothing()
-        .returning(_LEASES.c.id, _LEASES.c.item_id, _LEASES.c.swapped).cte("made"))
-    prompts = cast(Table, Prompt.__table__)
-    a, b = cast(Table, Candidate.__table__).alias("a"), cast(Table, Candidate.__table__).alias("b")
-    return Plain(select(made.c.id, made.c.item_id, made.c.swapped, _ITEMS.c.kind, prompts.c.messages,
-                        a.c.text, b.c.text)
-                 .select_from(made.join(_ITEMS, _ITEMS.c.id == made.c.item_id)
-                              .join(prompts, prompts.c.id == _ITEMS.c.prompt_id)
-                              .join(a, a.c.id == _ITEMS.c.candidate_a_id)
-                              .outerjoin(b, b.c.id == _ITEMS.c.candidate_b_id)))
+        .returning(_LEASES.c.id, _LEASES.c.item_id, _LEASES.c.swapped, _LEASES.c.expires_at).cte("made"))
+    return _with_texts(made)
 
 
 _REPEAT = _repeat_statement()
-_NEW_LEASE = Plain(insert(_LEASES).values(
-    item_id=bindparam("new_item"), annotator_id=bindparam("new_annotator"),
-    project_id=bindparam("new_project"), swapped=bindparam("new_swapped"), expires_at=bindparam("new_expiry"),
-    skipped=False, is_repeat=False, takes_slot=True).returning(_LEASES.c.id))
+
+
+@contextmanager
+def _statement_by_statement(db: Any) -> Iterator[None]:
+    """Each statement its own transaction (autocommit), when no transaction is open on the connection
+    (there is one in tests, which run inside an outer transaction): a claim is one statement, so the
+    BEGIN and COMMIT round trips would buy nothing."""
+    if db.info.transaction_status != TransactionStatus.IDLE:
+        yield
+        return
+    db.autocommit = True
+    try:
+        yield
+    finally:
+        db.autocommit = False
 
 
 def next_item(session: Session, *, token_hash: str, project_id: int, now: datetime) -> ItemOut | None:
@@ -238,6 +259,11 @@ def next_item(session: Session, *, token_hash: str, project_id: int, now: dateti
     if not _in_range(project_id):
         return None
     db = driver(session)
+    with _statement_by_statement(db):
+        return _next(db, token_hash=token_hash, project_id=project_id, now=now)
+
+
+def _next(db: Any, *, token_hash: str, project_id: int, now: datetime) -> ItemOut | None:
     row = _BEARER_NEXT.row(db, {"token_hash": token_hash, "project_id": project_id, "now": now})
     who = _bearer(row)
     if who is None or not who.clear:
@@ -249,31 +275,21 @@ def next_item(session: Session, *, token_hash: str, project_id: int, now: dateti
     if live_lease is not None:
         live = _LIVE.row(db, {"lease_id": live_lease})
         assert live is not None
-        lease_id, item_id, swapped, expires_at = live[:4]
-        return _item_out(who, lease_id, item_id, swapped, expires_at, live[4:])
+        return _item_out(who, live)
     kind = gold_policy.serve_kind(who.user_id, judged, gold_rate=who.gold_rate, repeat_rate=who.repeat_rate)
     if kind == "gold" and has_gold:
         return None
-    expires_at = now + timedelta(minutes=who.lease_minutes)
-    if kind == "repeat":  # else the regular item (the fallback of a repeat draw with nothing to repeat)
-        repeat = _REPEAT.row(db, {"in_project": project_id, "for_annotator": who.user_id,
-                                  "expiry": expires_at})
-        if repeat is not None:
-            return _item_out(who, repeat[0], repeat[1], repeat[2], expires_at, repeat[3:])
-    taken = _TAKE[who.uncertain_first].row(db, {"in_project": project_id, "for_annotator": who.user_id})
-    if taken is None:
-        return None
-    item_id = taken[0]
-    swapped = taken[1] == ItemKind.PAIR and policy.swap_sides(item_id, who.user_id)
-    inserted = _NEW_LEASE.row(db, {"new_item": item_id, "new_annotator": who.user_id, "new_swapped": swapped,
-                                        "new_project": project_id, "new_expiry": expires_at})
-    assert inserted is not None
-    return _item_out(who, inserted[0], item_id, swapped, expires_at, taken[1:])
+    params = {"in_project": project_id, "for_annotator": who.user_id,
+              "expiry": now + timedelta(minutes=who.lease_minutes)}
+    if kind == "repeat" and (repeat := _REPEAT.row(db, params)) is not None:
+        return _item_out(who, repeat)
+    taken = _TAKE[who.uncertain_first].row(db, params)  # also a repeat draw with nothing to repeat
+    return _item_out(who, taken) if taken is not None else None
 
 
-def _item_out(who: Bearer, lease_id: int, item_id: int, swapped: bool, expires_at: datetime,
-              shown: Sequence[Any]) -> ItemOut:
-    kind, messages, text_a, text_b = shown
+def _item_out(who: Bearer, lease: Sequence[Any]) -> ItemOut:
+    """From (lease id, item id, swapped, expiry, kind, prompt messages, text a, text b)."""
+    lease_id, item_id, swapped, expires_at, kind, messages, text_a, text_b = lease
     texts = {"a": text_a, "b": text_b or ""}
     sides = policy.shown_order(swapped) if kind == ItemKind.PAIR else ("a",)
     return ItemOut(

@@ -19,10 +19,11 @@ def swap_sides(item_id: int, annotator_id: int) -> bool:
     """Whether this annotator sees this pair swapped: deterministic, about half of all (item, annotator).
 
     A hash rather than a random draw, so the side shown can be recomputed and audited, and so a position
-    bias of the annotator cannot line up with the order the items were created in.
+    bias of the annotator cannot line up with the order the items were created in. SHA-256, because
+    Postgres has it built in: assignment_service.swap_expression is the same test in SQL, so a claim can
+    insert its lease in the statement that takes the slot.
     """
-    digest = hashlib.blake2b(f"{item_id}:{annotator_id}".encode(), digest_size=8).digest()
-    return digest[0] & 1 == 1
+    return hashlib.sha256(f"{item_id}:{annotator_id}".encode()).digest()[0] & 1 == 1
 
 
 def to_canonical(shown: str, swapped: bool) -> str:

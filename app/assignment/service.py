@@ -215,6 +215,12 @@ _TAKE_OPEN_SLOT = {uncertain_first: take_slot_update(uncertain_first).returning(
                    for uncertain_first in (False, True)}
 
 
+def swap_expression(item_id: ColumnElement[int], annotator_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """policy.swap_sides in SQL: the low bit of the first byte of sha256("<item>:<annotator>")."""
+    key = func.convert_to(func.concat(item_id, ":", annotator_id), "UTF8")
+    return func.get_byte(func.sha256(key), 0).op("&")(1) == 1
+
+
 def release_expired(session: Session, *, project_id: int, now: datetime) -> int:
     """Delete the project's expired, uncompleted leases and give their slots back; returns how many.
 

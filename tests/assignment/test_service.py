@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, column, func, select, values
 from sqlalchemy.orm import Session
 
 from app.assignment import policy
@@ -133,3 +133,11 @@ def test_likert_singles_are_never_swapped(db: Session) -> None:
     now = utcnow()
     leases = [assignment_service.claim_next_item(db, project=project, annotator=u, now=now) for u in users]
     assert [lease.swapped for lease in leases if lease is not None] == [False] * 8
+
+
+def test_swap_expression_is_swap_sides_in_sql(db: Session) -> None:
+    pairs = [(item, annotator) for item in (1, 7, 42, 999, 123456, 2**31 - 1) for annotator in range(1, 40)]
+    rows = values(column("item", Integer), column("annotator", Integer), name="pairs").data(pairs)
+    got = db.execute(select(rows.c.item, rows.c.annotator,
+                            assignment_service.swap_expression(rows.c.item, rows.c.annotator))).all()
+    assert {(i, a): swapped for i, a, swapped in got} == {(i, a): policy.swap_sides(i, a) for i, a in pairs}

@@ -69,6 +69,8 @@ def test_calibration_by_keyboard_then_real_work(db: Session, live_url: str, tmp_
                 sync_api.expect(feedback).to_contain_text("Correct" if right else "Not the expected answer")
                 sync_api.expect(feedback.locator(".explanation strong")).to_have_text(f"number {shown}")
                 sync_api.expect(feedback.locator("a.btn")).to_be_focused()  # htmx applies autofocus
+                # htmx boosts the link when the swap settles; an Enter before that follows it natively
+                page.wait_for_function("() => !document.querySelector('.htmx-added, .htmx-settling')")
                 page.keyboard.press("Enter")  # the focused "Next item" / "See the result" link
             sync_api.expect(page.locator("#result-heading")).to_have_text("Calibration passed")
             assert page.evaluate("() => document.body.dataset.loaded") == "once"
