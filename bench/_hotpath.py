@@ -85,13 +85,13 @@ async def run(url: str, cycles: int, profile: Path | None) -> None:
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements[statement.split(None, 1)[0].upper()] += 1
 
-    plain_row = lean.Plain.row
+    plain_cursor = lean.Plain.cursor
 
-    def counted_row(self: lean.Plain, db: Any, params: Any) -> Any:  # the lean path's statements
+    def counted(self: lean.Plain, db: Any, params: Any) -> Any:  # the lean path's statements
         statements[self.sql.split(None, 1)[0].upper()] += 1
-        return plain_row(self, db, params)
+        return plain_cursor(self, db, params)
 
-    lean.Plain.row = counted_row  # type: ignore[method-assign]
+    lean.Plain.cursor = counted  # type: ignore[method-assign]
 
     @event.listens_for(engine, "begin")
     def begin(conn: Any) -> None:

@@ -87,8 +87,11 @@ class Plain:
 
     def row(self, db: Any, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The first row (or None) of the statement run on `db`, a psycopg connection (driver())."""
-        found: tuple[Any, ...] | None = db.execute(self.sql, {**self.fixed, **params}).fetchone()
+        found: tuple[Any, ...] | None = self.cursor(db, params).fetchone()
         return found
+
+    def cursor(self, db: Any, params: Mapping[str, Any]) -> Any:
+        return db.execute(self.sql, {**self.fixed, **params})
 
 
 def driver(session: Session) -> Any:
@@ -350,8 +353,7 @@ def record(session: Session, *, token_hash: str, project_id: int, lease_id: int,
     if not _in_range(project_id) or not 0 < lease_id < 2**31:
         return None
     db = driver(session)
-    row = _BEARER_LOCK.row(db, {"token_hash": token_hash, "project_id": project_id,
-                                     "lease_id": lease_id})
+    row = _BEARER_LOCK.row(db, {"token_hash": token_hash, "project_id": project_id, "lease_id": lease_id})
     who = _bearer(row)
     if who is None or not who.clear:
         return None
@@ -361,9 +363,9 @@ def record(session: Session, *, token_hash: str, project_id: int, lease_id: int,
         return None  # not the caller's lease here, judged or skipped already, or a gold item
     facts = LeaseFacts(lease_id, project_id, item_id, who.user_id, swapped, is_repeat, ItemKind(kind))
     values, ratings = build_judgement(facts, who.attribute_names, form)
-    stored = _RECORD.row(db, {
-        **values, "flags": json.dumps(values["flags"]), "done_at": now,
-        "rating_names": [name for name, _ in ratings], "rating_values": [value for _, value in ratings]})
+    params = {**values, "flags": json.dumps(values["flags"]), "done_at": now,
+              "rating_names": [name for name, _ in ratings], "rating_values": [value for _, value in ratings]}
+    stored = _RECORD.row(db, params)
     if stored is None:  # released or judged meanwhile, or a key taken: the general path says which
         return None
     choice = None if values["choice"] is None else str(values["choice"])
