@@ -54,9 +54,10 @@ def lines(session: Session, ctx: Context, tally: Tally) -> Iterator[str]:
     if fmt is ExportFormat.RATINGS:
         return _ratings(session, ctx, tally)
     writer, shape = formats.PAIR_WRITERS[fmt], Shape(ctx.options.style, ctx.options.margin)
-    if fmt is ExportFormat.KTO:  # two lines a pair
-        return (line for pref in preferences(session, ctx, tally)
-                for line in writer(pref, shape).splitlines(keepends=True))
+    if fmt is ExportFormat.KTO:  # two lines a pair, split at "\n" (splitlines also splits at U+2028, which
+        # a JSON string may hold as it is)
+        return (f"{line}\n" for pref in preferences(session, ctx, tally)
+                for line in writer(pref, shape)[:-1].split("\n"))
     return (writer(pref, shape) for pref in preferences(session, ctx, tally))
 
 
