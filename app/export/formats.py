@@ -145,16 +145,14 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), DECIMALS)
 
 
-def _float(value: float) -> str:
-    """A float as json.dumps(..., allow_nan=False) writes it."""
-    if not math.isfinite(value):
-        raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
-    return float.__repr__(value)
-
-
 def _rounded(value: float | None) -> str:
-    """json.dumps(_round(value))."""
-    return "null" if value is None else _float(round(float(value), DECIMALS))
+    """json.dumps(_round(value), allow_nan=False)."""
+    if value is None:
+        return "null"
+    rounded = round(float(value), DECIMALS)
+    if not math.isfinite(rounded):
+        raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+    return float.__repr__(rounded)
 
 
 def _integer(value: int | None) -> str:
@@ -222,7 +220,7 @@ def _provenance(pref: Preference) -> str:
 
 
 def _margin(pref: Preference, shape: Shape) -> str:
-    return f', "margin": {_float(round(float(pref.margin), DECIMALS))}' if shape.margin else ""
+    return f', "margin": {_rounded(float(pref.margin))}' if shape.margin else ""
 
 
 def _reply(text: str) -> str:
