@@ -156,7 +156,7 @@ def _rounded(value: float | None) -> str:
 
 
 def _integer(value: int | None) -> str:
-    """An id or a count as json.dumps writes it (TypeError for anything but an int or None, as json.dumps)."""
+    """An id or a count (int or None) as json.dumps writes it; a numpy integer is a TypeError, as there."""
     return "null" if value is None else int.__repr__(value)
 
 

@@ -28,7 +28,7 @@ from app.projects.models import Item, Project
 
 CHUNK_SIZE = 1000  # rows fetched from the server-side cursor at a time
 BLOCK_CHARS = 64 * 1024  # a response sends whole lines in blocks of about this size, not line by line
-TALLY_LINES = 256
+TALLY_LINES = 256  # lines hashed and counted for the card at a time
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,7 @@ def lines(session: Session, ctx: Context, tally: Tally) -> Iterator[str]:
     if fmt is ExportFormat.RATINGS:
         return _ratings(session, ctx, tally)
     writer, shape = formats.PAIR_WRITERS[fmt], Shape(ctx.options.style, ctx.options.margin)
-    if fmt is ExportFormat.KTO:  # two lines a pair, split at "\n" (splitlines also splits at U+2028, which
-        # a JSON string may hold as it is)
+    if fmt is ExportFormat.KTO:  # two lines a pair, split at "\n" (splitlines: at a U+2028 in a string too)
         return (f"{line}\n" for pref in preferences(session, ctx, tally)
                 for line in writer(pref, shape)[:-1].split("\n"))
     return (writer(pref, shape) for pref in preferences(session, ctx, tally))
@@ -66,7 +65,7 @@ def _rows(session: Session, ctx: Context, statement: Any) -> Iterable[Any]:
 
 
 CHUNKED_LIBPQ = 170000  # libpq 17 and later return a streamed result in chunks of rows
-_cursor_names = (f"export_rows_{n}" for n in itertools.count(1))
+_cursor_numbers = itertools.count(1)  # next() on a count is atomic: exports stream in several threads
 
 
 def _tuples(session: Session, ctx: Context, statement: Any) -> Iterator[tuple[Any, ...]]:
@@ -78,7 +77,7 @@ def _tuples(session: Session, ctx: Context, statement: Any) -> Iterator[tuple[An
     if not ctx.own_connection or psycopg.pq.version() < CHUNKED_LIBPQ:
         yield from (tuple(row) for row in _rows(session, ctx, statement))
         return
-    name = next(_cursor_names)
+    name = f"export_rows_{next(_cursor_numbers)}"
     session.execute(query.DeclareCursor(name, statement))
     driver = session.connection().connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
@@ -111,8 +110,8 @@ def preferences(session: Session, ctx: Context, tally: Tally) -> Iterator[Prefer
             tally.edit_pairs += 1
             yield Preference(item_id=None, prompt_id=row.prompt_id, messages=StoredJson(row.messages),
                              chosen_id=row.id, chosen=row.text, rejected_id=row.original_id,
-                             rejected=row.original_text,
-                             n_votes=1, agreement=1.0, confidence=1.0, margin=1.0, source="edit")
+                             rejected=row.original_text, n_votes=1, agreement=1.0, confidence=1.0, margin=1.0,
+                             source="edit")
 
 
 def _voted(session: Session, ctx: Context, tally: Tally) -> Iterator[Preference]:
