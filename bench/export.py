@@ -38,7 +38,21 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def reset_peak_rss() -> bool:
+    """Resets the kernel's peak-RSS mark (VmHWM) to the RSS now, so that the peak covers the export alone
+    (the migrations before it peak higher than the export); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def peak_rss_mb() -> float:
+    """The peak RSS since the last reset (VmHWM), else since the process started."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
@@ -58,6 +72,7 @@ def main() -> int:
         with Session(engine) as session:
             plan = export_service.plan_export(session, project_id=PROJECT_ID, options=options)
         out = Path(tmp) / "bench.jsonl"
+        reset = reset_peak_rss()
         baseline, started, cpu = rss_mb(), time.perf_counter(), time.process_time()
         run = export_service.start(plan, factory=factory, secret="bench", now=utcnow())
         with out.open("w", encoding="utf-8") as handle:
@@ -73,8 +88,9 @@ def main() -> int:
     print(f"  (load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     fast, flat = rate >= TARGET_ROWS_PER_S, growth < TARGET_RSS_MB
     print(f"rows/s: {rate:,.0f} judgements/s, target >= {TARGET_ROWS_PER_S:,}: {'ok' if fast else 'MISS'}")
-    print(f"peak RSS growth: {growth:.1f} MB (from {baseline:.0f} MB), target < {TARGET_RSS_MB:.0f} MB: "
-          f"{'ok' if flat else 'MISS'}")
+    since = "the export started" if reset else "the process started (the peak mark could not be reset)"
+    print(f"peak RSS growth: {growth:.1f} MB (from {baseline:.0f} MB; peak since {since}), "
+          f"target < {TARGET_RSS_MB:.0f} MB: {'ok' if flat else 'MISS'}")
     return 0 if fast and flat else 1
 
 

@@ -10,6 +10,8 @@ import enum
 import hashlib
 import hmac
 import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,12 +109,55 @@ class JudgementRow:
     created_at: datetime
 
 
+class StoredJson:
+    """A JSON value as the database's text (a jsonb column cast to text), decoded only when a line needs it.
+
+    Postgres writes jsonb text with json.dumps's separators and escapes (", ", ": ", the same backslash
+    escapes, other characters as they are, like ensure_ascii=False), so text already in the exported shape
+    goes into a line as it is (see chat_json).
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"StoredJson({self.text!r})"
+
+    def decoded(self) -> Any:
+        return json.loads(self.text)
+
+
+_JSON_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_CHAT_MESSAGE = rf'\{{"role": {_JSON_STRING}, "content": {_JSON_STRING}\}}'
+# A list of exactly {"role": string, "content": string} objects, as jsonb writes it.
+CHAT_JSON = re.compile(rf"\[(?:{_CHAT_MESSAGE}(?:, {_CHAT_MESSAGE})*)?\]")
+
+_string = json.encoder.encode_basestring  # a str exactly as json.dumps(..., ensure_ascii=False) writes it
+
+
 def _dumps(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), DECIMALS)
+
+
+def _rounded(value: float | None) -> str:
+    """json.dumps(_round(value), allow_nan=False)."""
+    if value is None:
+        return "null"
+    rounded = round(float(value), DECIMALS)
+    if not math.isfinite(rounded):
+        raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+    return float.__repr__(rounded)
+
+
+def _integer(value: int | None) -> str:
+    """An id or a count (int or None) as json.dumps writes it; a numpy integer is a TypeError, as there."""
+    return "null" if value is None else int.__repr__(value)
 
 
 def content_text(content: Any) -> str:
@@ -127,6 +172,8 @@ def content_text(content: Any) -> str:
 
 def chat_messages(messages: Any) -> list[dict[str, str]]:
     """Exactly {role, content} strings per message, whatever extra keys the stored prompt carries."""
+    if isinstance(messages, StoredJson):
+        messages = messages.decoded()
     if isinstance(messages, str):
         return [{"role": "user", "content": messages}]
     return [{"role": str(m.get("role", "user")), "content": content_text(m.get("content"))}
@@ -140,6 +187,17 @@ def prompt_text(messages: Any) -> str:
     return "\n\n".join([*turns, "Assistant: "])
 
 
+def chat_json(messages: Any) -> str:
+    """json.dumps(chat_messages(messages), ensure_ascii=False): the stored text itself, not decoded and
+    encoded again, when it is already a list of exactly {role, content} strings (jsonb puts "role", the
+    shorter key, first)."""
+    if isinstance(messages, StoredJson):
+        if CHAT_JSON.fullmatch(messages.text):
+            return messages.text
+        messages = messages.decoded()
+    return json.dumps(chat_messages(messages), ensure_ascii=False)
+
+
 def _prompt(messages: Any, style: Style) -> Any:
     return chat_messages(messages) if style is Style.CONVERSATIONAL else prompt_text(messages)
 
@@ -148,44 +206,63 @@ def _response(text: str, style: Style) -> Any:
     return [{"role": "assistant", "content": text}] if style is Style.CONVERSATIONAL else text
 
 
-def _provenance(pref: Preference) -> dict[str, Any]:
-    return {"item_id": pref.item_id, "prompt_id": pref.prompt_id, "chosen_id": pref.chosen_id,
-            "rejected_id": pref.rejected_id, "n_votes": pref.n_votes, "agreement": _round(pref.agreement),
-            "confidence": _round(pref.confidence), "source": pref.source}
+# Pair lines are written piece by piece, not through a dict and json.dumps: each value encoded exactly as
+# json.dumps(..., ensure_ascii=False, allow_nan=False) would (tests/export/test_formats.py compares them),
+# and the prompt's stored JSON spliced in as it is (chat_json).
 
 
-def _margin(pref: Preference, shape: Shape) -> dict[str, float]:
-    return {"margin": round(float(pref.margin), DECIMALS)} if shape.margin else {}
+def _provenance(pref: Preference) -> str:
+    """`, "item_id": …, "source": …}` and the newline: the keys after the pair, as in the docs."""
+    return (f', "item_id": {_integer(pref.item_id)}, "prompt_id": {_integer(pref.prompt_id)}, '
+            f'"chosen_id": {_integer(pref.chosen_id)}, "rejected_id": {_integer(pref.rejected_id)}, '
+            f'"n_votes": {_integer(pref.n_votes)}, "agreement": {_rounded(pref.agreement)}, '
+            f'"confidence": {_rounded(pref.confidence)}, "source": {_string(pref.source)}}}\n')
+
+
+def _margin(pref: Preference, shape: Shape) -> str:
+    return f', "margin": {_rounded(float(pref.margin))}' if shape.margin else ""
+
+
+def _reply(text: str) -> str:
+    """json.dumps([{"role": "assistant", "content": text}])."""
+    return f'[{{"role": "assistant", "content": {_string(text)}}}]'
+
+
+def _prompt_json(messages: Any, style: Style) -> str:
+    return chat_json(messages) if style is Style.CONVERSATIONAL else _string(prompt_text(messages))
+
+
+def _response_json(text: str, style: Style) -> str:
+    return _reply(text) if style is Style.CONVERSATIONAL else _string(text)
 
 
 def trl_line(pref: Preference, shape: Shape = Shape()) -> str:
     """TRL's explicit-prompt preference row (conversational or standard), plus provenance."""
-    return _dumps({"prompt": _prompt(pref.messages, shape.style),
-                   "chosen": _response(pref.chosen, shape.style),
-                   "rejected": _response(pref.rejected, shape.style),
-                   **_margin(pref, shape), **_provenance(pref)})
+    return (f'{{"prompt": {_prompt_json(pref.messages, shape.style)}, '
+            f'"chosen": {_response_json(pref.chosen, shape.style)}, '
+            f'"rejected": {_response_json(pref.rejected, shape.style)}'
+            f'{_margin(pref, shape)}{_provenance(pref)}')
 
 
 def trl_implicit_line(pref: Preference, shape: Shape = Shape()) -> str:
     """TRL's implicit-prompt row: `chosen` and `rejected` are whole conversations ending in the response."""
-    chat = chat_messages(pref.messages)
-    return _dumps({"chosen": [*chat, {"role": "assistant", "content": pref.chosen}],
-                   "rejected": [*chat, {"role": "assistant", "content": pref.rejected}],
-                   **_margin(pref, shape), **_provenance(pref)})
+    chat = chat_json(pref.messages)
+    turns = "[" if chat == "[]" else chat[:-1] + ", "  # the prompt's list, open for one more turn
+    return (f'{{"chosen": {turns}{_reply(pref.chosen)[1:]}, "rejected": {turns}{_reply(pref.rejected)[1:]}'
+            f'{_margin(pref, shape)}{_provenance(pref)}')
 
 
 def kto_lines(pref: Preference, shape: Shape = Shape()) -> str:
     """TRL's unpaired preference rows: the chosen response labelled true, then the rejected one false."""
-    lines = []
-    for candidate_id, text, label in ((pref.chosen_id, pref.chosen, True),
-                                      (pref.rejected_id, pref.rejected, False)):
-        lines.append(_dumps({"prompt": _prompt(pref.messages, shape.style),
-                             "completion": _response(text, shape.style), "label": label,
-                             "item_id": pref.item_id, "prompt_id": pref.prompt_id,
-                             "candidate_id": candidate_id, "n_votes": pref.n_votes,
-                             "agreement": _round(pref.agreement), "confidence": _round(pref.confidence),
-                             "source": pref.source}))
-    return "".join(lines)
+    prompt = _prompt_json(pref.messages, shape.style)
+    common = (f'"n_votes": {_integer(pref.n_votes)}, "agreement": {_rounded(pref.agreement)}, '
+              f'"confidence": {_rounded(pref.confidence)}, "source": {_string(pref.source)}}}\n')
+    where = f'"item_id": {_integer(pref.item_id)}, "prompt_id": {_integer(pref.prompt_id)}'
+    return "".join(
+        f'{{"prompt": {prompt}, "completion": {_response_json(text, shape.style)}, "label": {label}, '
+        f'{where}, "candidate_id": {_integer(candidate_id)}, {common}'
+        for candidate_id, text, label in ((pref.chosen_id, pref.chosen, "true"),
+                                          (pref.rejected_id, pref.rejected, "false")))
 
 
 def hh_transcript(messages: Any) -> str:
@@ -206,10 +283,9 @@ def hh_transcript(messages: Any) -> str:
 
 
 def hh_line(pref: Preference, shape: Shape = Shape()) -> str:
-    transcript = hh_transcript(pref.messages)
-    return _dumps({"chosen": f"{transcript}\n\nAssistant: {pref.chosen}",
-                   "rejected": f"{transcript}\n\nAssistant: {pref.rejected}",
-                   **_margin(pref, shape), **_provenance(pref)})
+    opening = hh_transcript(pref.messages) + "\n\nAssistant: "
+    return (f'{{"chosen": {_string(opening + pref.chosen)}, "rejected": {_string(opening + pref.rejected)}'
+            f'{_margin(pref, shape)}{_provenance(pref)}')
 
 
 PAIR_WRITERS = {ExportFormat.TRL: trl_line, ExportFormat.TRL_IMPLICIT: trl_implicit_line,

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, false, func, literal, select
+from sqlalchemy import ColumnElement, Executable, Select, Text, cast, exists, false, func, literal, select
 from sqlalchemy.dialects.postgresql import JSONB, array
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ClauseElement
 
 from app.annotation.models import Judgement, Rating
 from app.errors import Invalid
@@ -33,6 +35,21 @@ class Scope:
     end: datetime | None  # first instant after the range
     purposes: tuple[str, ...]
     flags: tuple[str, ...]
+
+
+class DeclareCursor(Executable, ClauseElement):
+    """`DECLARE name NO SCROLL CURSOR FOR select`: the query planned as a cursor, to start fast (an index
+    order and merge joins that yield rows as they go, not a sort or hash of the whole result first)."""
+
+    inherit_cache = False
+
+    def __init__(self, name: str, statement: Select[Any]) -> None:
+        self.name, self.statement = name, statement
+
+
+@compiles(DeclareCursor)
+def _declare(element: DeclareCursor, compiler: Any, **kw: Any) -> str:
+    return f"DECLARE {element.name} NO SCROLL CURSOR FOR {compiler.process(element.statement, **kw)}"
 
 
 def scope_of(session: Session, *, project_id: int, options: ExportOptions) -> Scope:
@@ -80,10 +97,17 @@ def counted(scope: Scope) -> list[ColumnElement[bool]]:
     return where
 
 
+def messages_text() -> Any:
+    """The prompt's messages as jsonb's text: decoded by the export only when a line needs them decoded
+    (app/export/formats.py StoredJson)."""
+    return cast(Prompt.messages, Text).label("messages")
+
+
 def pairs(scope: Scope, *, by_prompt: bool = False) -> Select[*tuple[Any, ...]]:
-    """One row per pair item with counted votes: texts, models, and the votes counted by choice (with the
-    a and b strengths summed); by item, or `by_prompt` then item (Bradley-Terry reads a prompt's items
-    together; the item order needs no sort of its own)."""
+    """One row per pair item with counted votes: the prompt's messages (text), the candidates' ids and texts,
+    and the votes counted by choice (with the a and b strengths summed), in that column order; by item, or
+    `by_prompt` then item (Bradley-Terry reads a prompt's items together; the item order needs no sort of
+    its own)."""
     def count(choice: str) -> Any:
         return func.count().filter(Judgement.choice == choice).label(f"n_{choice}")
 
@@ -101,10 +125,9 @@ def pairs(scope: Scope, *, by_prompt: bool = False) -> Select[*tuple[Any, ...]]:
     )
     cand_a, cand_b = aliased(Candidate), aliased(Candidate)
     return (
-        select(Item.id, Item.prompt_id, Prompt.messages, cand_a.id.label("a_id"), cand_a.text.label("a_text"),
-               cand_a.model.label("a_model"), cand_b.id.label("b_id"), cand_b.text.label("b_text"),
-               cand_b.model.label("b_model"), votes.c.n_a, votes.c.n_b, votes.c.n_tie, votes.c.n_both_bad,
-               votes.c.s_a, votes.c.s_b)
+        select(Item.id, Item.prompt_id, messages_text(), cand_a.id.label("a_id"), cand_a.text.label("a_text"),
+               cand_b.id.label("b_id"), cand_b.text.label("b_text"), votes.c.n_a, votes.c.n_b, votes.c.n_tie,
+               votes.c.n_both_bad, votes.c.s_a, votes.c.s_b)
         .join(votes, votes.c.item_id == Item.id)
         .join(Prompt, Prompt.id == Item.prompt_id)
         .join(cand_a, cand_a.id == Item.candidate_a_id)
@@ -139,7 +162,7 @@ def edits(scope: Scope) -> Select[*tuple[Any, ...]]:
         where.append(false())
     return (
         select(edit.id, edit.text, original.id.label("original_id"), original.text.label("original_text"),
-               Prompt.id.label("prompt_id"), Prompt.messages)
+               Prompt.id.label("prompt_id"), messages_text())
         .join(original, original.id == edit.parent_id)
         .join(Prompt, Prompt.id == edit.prompt_id)
         .where(*where)
@@ -171,7 +194,7 @@ def rated(scope: Scope) -> Select[*tuple[Any, ...]]:
         .subquery()
     )
     return (
-        select(Item.id, Item.prompt_id, Prompt.messages, Candidate.id.label("candidate_id"),
+        select(Item.id, Item.prompt_id, messages_text(), Candidate.id.label("candidate_id"),
                Candidate.text, Candidate.model, gathered.c.annotators, gathered.c.given)
         .join(gathered, gathered.c.item_id == Item.id)
         .join(Prompt, Prompt.id == Item.prompt_id)

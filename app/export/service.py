@@ -28,6 +28,7 @@ from app.projects.models import Item, Project
 
 CHUNK_SIZE = 1000  # rows fetched from the server-side cursor at a time
 BLOCK_CHARS = 64 * 1024  # a response sends whole lines in blocks of about this size, not line by line
+TALLY_LINES = 256  # lines hashed and counted for the card at a time
 
 
 @dataclass(frozen=True)
@@ -67,24 +68,30 @@ class Run:
 
     def lines(self) -> Iterator[str]:
         if self.session is not None:
-            yield from self._lines(self.session)
+            yield from self._lines(self.session, own_connection=False)
             return
         assert self.factory is not None
         with self.factory() as session:
-            if isinstance(session.get_bind(), Engine):  # not when joined to an open transaction (tests)
+            own = isinstance(session.get_bind(), Engine)  # not when joined to an open transaction (tests)
+            if own:
                 # One snapshot for the census, Dawid-Skene's first pass and every line.
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             session.execute(text("SET TRANSACTION READ ONLY"))  # closing rolls back; nothing is written
             session.execute(text("SET LOCAL work_mem = '64MB'"))  # sorts and hashes of the export in memory
-            yield from self._lines(session)
+            yield from self._lines(session, own_connection=own)
 
-    def _lines(self, session: Session) -> Iterator[str]:
+    def _lines(self, session: Session, *, own_connection: bool) -> Iterator[str]:
         self.census = query.census(session, self.plan.scope)
         ctx = streams.Context(self.plan.scope, self.plan.options, self.secret, self.plan.attributes,
-                              self.chunk_size)
+                              self.chunk_size, own_connection=own_connection)
+        pending: list[str] = []  # hashed and counted TALLY_LINES at a time (one encode and update, not each)
         for line in streams.lines(session, ctx, self.tally):
-            self.tally.line(line)
+            pending.append(line)
+            if len(pending) == TALLY_LINES:
+                self.tally.line("".join(pending))
+                pending.clear()
             yield line
+        self.tally.line("".join(pending))
 
     def card(self) -> dict[str, Any]:
         if self.census is None:

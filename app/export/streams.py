@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import psycopg
+import sqlalchemy
 from sqlalchemy.orm import Session
 
 from app.export import aggregate, formats, query, ranking
 from app.export.aggregate import CHOICES, Counts, Labels, TiePolicy, Verdict, Vote
 from app.export.card import Tally
-from app.export.formats import ExportFormat, JudgementRow, Preference, RatedResponse, Shape
+from app.export.formats import ExportFormat, JudgementRow, Preference, RatedResponse, Shape, StoredJson
 from app.export.query import Scope
 from app.export.schemas import Aggregation, ExportOptions
 
@@ -30,6 +32,9 @@ class Context:
     secret: str
     attributes: tuple[str, ...]
     chunk_size: int
+    # The connection is the export's own (nothing else reads through it while a query streams): the pairs
+    # may then stream through one FETCH ALL (see _tuples), which holds the connection until the last row.
+    own_connection: bool = False
 
 
 class Pseudonyms(dict[int, str]):
@@ -49,14 +54,36 @@ def lines(session: Session, ctx: Context, tally: Tally) -> Iterator[str]:
     if fmt is ExportFormat.RATINGS:
         return _ratings(session, ctx, tally)
     writer, shape = formats.PAIR_WRITERS[fmt], Shape(ctx.options.style, ctx.options.margin)
-    if fmt is ExportFormat.KTO:  # two lines a pair
-        return (line for pref in preferences(session, ctx, tally)
-                for line in writer(pref, shape).splitlines(keepends=True))
+    if fmt is ExportFormat.KTO:  # two lines a pair, split at "\n" (splitlines: at a U+2028 in a string too)
+        return (f"{line}\n" for pref in preferences(session, ctx, tally)
+                for line in writer(pref, shape)[:-1].split("\n"))
     return (writer(pref, shape) for pref in preferences(session, ctx, tally))
 
 
 def _rows(session: Session, ctx: Context, statement: Any) -> Iterable[Any]:
     return session.execute(statement.execution_options(yield_per=ctx.chunk_size))
+
+
+CHUNKED_LIBPQ = 170000  # libpq 17 and later return a streamed result in chunks of rows
+_cursor_numbers = itertools.count(1)  # next() on a count is atomic: exports stream in several threads
+
+
+def _tuples(session: Session, ctx: Context, statement: Any) -> Iterator[tuple[Any, ...]]:
+    """The rows as plain tuples, streamed `chunk_size` at a time: planned as a cursor (to start fast), then
+    read with one FETCH ALL, so Postgres computes the next rows while these are turned into lines (a FETCH
+    per chunk would leave it idle in between); the socket's backpressure keeps it at most a buffer ahead.
+    Through the server-side cursor of _rows, a FETCH per chunk, where the connection is shared (a query of
+    the caller's between two lines must not wait on the stream) or the libpq is older than 17."""
+    if not ctx.own_connection or psycopg.pq.version() < CHUNKED_LIBPQ:
+        yield from (tuple(row) for row in _rows(session, ctx, statement))
+        return
+    name = f"export_rows_{next(_cursor_numbers)}"
+    session.execute(query.DeclareCursor(name, statement))
+    driver = session.connection().connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    with driver.cursor() as cursor:
+        yield from cursor.stream(f"FETCH ALL FROM {name}", size=ctx.chunk_size)
+    session.execute(sqlalchemy.text(f"CLOSE {name}"))
 
 
 def _votes(row: Any) -> Counts:
@@ -81,39 +108,38 @@ def preferences(session: Session, ctx: Context, tally: Tally) -> Iterator[Prefer
         for row in _rows(session, ctx, query.edits(ctx.scope)):
             tally.preferences += 1
             tally.edit_pairs += 1
-            yield Preference(item_id=None, prompt_id=row.prompt_id, messages=row.messages, chosen_id=row.id,
-                             chosen=row.text, rejected_id=row.original_id, rejected=row.original_text,
-                             n_votes=1, agreement=1.0, confidence=1.0, margin=1.0, source="edit")
+            yield Preference(item_id=None, prompt_id=row.prompt_id, messages=StoredJson(row.messages),
+                             chosen_id=row.id, chosen=row.text, rejected_id=row.original_id,
+                             rejected=row.original_text, n_votes=1, agreement=1.0, confidence=1.0, margin=1.0,
+                             source="edit")
 
 
 def _voted(session: Session, ctx: Context, tally: Tally) -> Iterator[Preference]:
-    by_prompt = ctx.options.aggregation is Aggregation.BRADLEY_TERRY
-    rows = _rows(session, ctx, query.pairs(ctx.scope, by_prompt=by_prompt))
     policy = ctx.options.tie_policy
-    if by_prompt:
+    if ctx.options.aggregation is Aggregation.BRADLEY_TERRY:
+        rows = _rows(session, ctx, query.pairs(ctx.scope, by_prompt=True))
         for _, prompt_rows in itertools.groupby(rows, key=lambda row: row.prompt_id):
             yield from _bradley_terry(list(prompt_rows), ctx, tally)
         return
     fitted = _fit_dawid_skene(session, ctx) if ctx.options.aggregation is Aggregation.DAWID_SKENE else None
-    for row in rows:
-        votes = _votes(row)
+    rows = _tuples(session, ctx, query.pairs(ctx.scope))
+    # Once per item: the row unpacked as a tuple (query.pairs's column order), not read by attribute name.
+    for item_id, prompt_id, messages, a_id, a_text, b_id, b_text, *counts in rows:
+        votes = Counts(*counts)
         if not _kept(votes, ctx, tally):
             continue
         verdict = (aggregate.majority(votes, tie_policy=policy) if fitted is None
-                   else fitted.verdict(row.id, votes))
+                   else fitted.verdict(item_id, votes))
         if verdict is None:
             tally.items_undecided += 1
             continue
         tally.preferences += 1
-        yield _preference(row, verdict)
-
-
-def _preference(row: Any, verdict: Verdict) -> Preference:
-    a, b = (row.a_id, row.a_text), (row.b_id, row.b_text)
-    (chosen_id, chosen), (rejected_id, rejected) = (a, b) if verdict.winner == "a" else (b, a)
-    return Preference(item_id=row.id, prompt_id=row.prompt_id, messages=row.messages, chosen_id=chosen_id,
-                      chosen=chosen, rejected_id=rejected_id, rejected=rejected, n_votes=verdict.n_votes,
-                      agreement=verdict.agreement, confidence=verdict.confidence, margin=verdict.margin)
+        if verdict.winner == "a":
+            chosen_id, chosen, rejected_id, rejected = a_id, a_text, b_id, b_text
+        else:
+            chosen_id, chosen, rejected_id, rejected = b_id, b_text, a_id, a_text
+        yield Preference(item_id, prompt_id, StoredJson(messages), chosen_id, chosen, rejected_id, rejected,
+                         verdict.n_votes, verdict.agreement, verdict.confidence, verdict.margin)
 
 
 @dataclass(frozen=True)
@@ -133,7 +159,7 @@ def _fit_dawid_skene(session: Session, ctx: Context) -> FittedDawidSkene:
     """The first pass: every kept item's votes as integers, and the EM fit over them."""
     items, annotators, labels = array("q"), array("q"), array("q")
     code = {choice: n for n, choice in enumerate(CHOICES)}
-    rows = _rows(session, ctx, query.labels(ctx.scope))
+    rows = _tuples(session, ctx, query.labels(ctx.scope))
     for item_id, item_rows in itertools.groupby(rows, key=lambda r: r[0]):
         votes = list(item_rows)
         if not _kept(Counts.of(Vote(choice) for _, _, choice in votes), ctx, Tally()):
@@ -155,6 +181,7 @@ def _bradley_terry(rows: list[Any], ctx: Context, tally: Tally) -> Iterator[Pref
     """Every pair Bradley-Terry implies among one prompt's candidates; the direct votes when an item
     compared the pair."""
     kept = [(row, votes) for row in rows if _kept(votes := _votes(row), ctx, tally)]
+    messages = StoredJson(rows[0].messages)
     index: dict[int, int] = {}
     texts: dict[int, str] = {}
     for row, _ in kept:
@@ -177,7 +204,7 @@ def _bradley_terry(rows: list[Any], ctx: Context, tally: Tally) -> Iterator[Pref
         tally.preferences += 1
         tally.implied_pairs += row is None
         yield Preference(item_id=None if row is None else row.id, prompt_id=rows[0].prompt_id,
-                         messages=rows[0].messages, chosen_id=winner, chosen=texts[winner], rejected_id=loser,
+                         messages=messages, chosen_id=winner, chosen=texts[winner], rejected_id=loser,
                          rejected=texts[loser], n_votes=n, agreement=share,
                          confidence=pair.probability, margin=pair.margin)
     tally.items_undecided += sum(row.id not in emitted for row, _ in kept)
@@ -189,8 +216,8 @@ def _ratings(session: Session, ctx: Context, tally: Tally) -> Iterator[str]:
     for row in _rows(session, ctx, query.rated(ctx.scope)):
         tally.items_with_votes += 1
         yield formats.ratings_line(RatedResponse(
-            candidate_id=row.candidate_id, item_id=row.id, prompt_id=row.prompt_id, messages=row.messages,
-            response=row.text, model=row.model, attributes=ctx.attributes,
+            candidate_id=row.candidate_id, item_id=row.id, prompt_id=row.prompt_id,
+            messages=StoredJson(row.messages), response=row.text, model=row.model, attributes=ctx.attributes,
             ratings=[(names[who], given) for who, given in zip(row.annotators, row.given, strict=True)]),
             shape)
 

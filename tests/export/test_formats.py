@@ -8,15 +8,19 @@ import pytest
 
 from app.errors import Invalid
 from app.export.formats import (
+    CHAT_JSON,
     ExportFormat,
     JudgementRow,
     Preference,
     RatedResponse,
     Shape,
+    StoredJson,
     Style,
+    chat_json,
     chat_messages,
     download_name,
     hh_line,
+    hh_transcript,
     kto_lines,
     parse_format,
     prompt_text,
@@ -167,3 +171,93 @@ def test_unknown_format_is_invalid_on_the_format_field() -> None:
     with pytest.raises(Invalid) as error:
         parse_format("csv")
     assert error.value.field == "format"
+
+
+# The pair writers build each line piece by piece (and splice the stored prompt JSON in as it is): they must
+# give exactly json.dumps of the documented object, for any text.
+TRICKY = ['He said "hi" \\ back', "line\nbreak\r\ttab \b\f \x01\x1f", "</script><!-- é 漢字 😀 \u2028",
+          "", "'single' & <b>"]
+
+
+def reference_line(fmt: str, pref: Preference, shape: Shape) -> str:
+    """The documented object of a pair line, through json.dumps: what the writers must equal byte for byte."""
+    chat = chat_messages(pref.messages.decoded() if isinstance(pref.messages, StoredJson) else pref.messages)
+
+    def prompt() -> object:
+        return chat if shape.style is Style.CONVERSATIONAL else prompt_text(chat)
+
+    def response(text: str) -> object:
+        return [{"role": "assistant", "content": text}] if shape.style is Style.CONVERSATIONAL else text
+
+    def dumps(row: dict[str, object]) -> str:
+        return json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(float(value), 4)
+
+    margin = {"margin": round(float(pref.margin), 4)} if shape.margin else {}
+    tail = {"item_id": pref.item_id, "prompt_id": pref.prompt_id, "chosen_id": pref.chosen_id,
+            "rejected_id": pref.rejected_id, "n_votes": pref.n_votes, "agreement": rounded(pref.agreement),
+            "confidence": rounded(pref.confidence), "source": pref.source}
+    if fmt == "trl":
+        return dumps({"prompt": prompt(), "chosen": response(pref.chosen),
+                      "rejected": response(pref.rejected), **margin, **tail})
+    if fmt == "trl-implicit":
+        return dumps({"chosen": [*chat, {"role": "assistant", "content": pref.chosen}],
+                      "rejected": [*chat, {"role": "assistant", "content": pref.rejected}], **margin, **tail})
+    if fmt == "hh":
+        transcript = hh_transcript(chat)
+        return dumps({"chosen": f"{transcript}\n\nAssistant: {pref.chosen}",
+                      "rejected": f"{transcript}\n\nAssistant: {pref.rejected}", **margin, **tail})
+    return "".join(dumps({"prompt": prompt(), "completion": response(text), "label": label,
+                          "item_id": pref.item_id, "prompt_id": pref.prompt_id, "candidate_id": candidate,
+                          "n_votes": pref.n_votes, "agreement": rounded(pref.agreement),
+                          "confidence": rounded(pref.confidence), "source": pref.source})
+                   for candidate, text, label in ((pref.chosen_id, pref.chosen, True),
+                                                  (pref.rejected_id, pref.rejected, False)))
+
+
+def stored_prompts() -> list[object]:
+    chats: list[object] = [[{"role": "system", "content": text}, {"role": "user", "content": text[::-1]}]
+                           for text in TRICKY]
+    chats += [[], "a plain string prompt", [{"role": "user", "content": [{"type": "text", "text": "a"}],
+                                             "name": "x"}, {"content": None}, "not a message", {"role": 1}],
+              [{"role": "user", "content": "x", "extra": 1}], [{"role": "user", "content": 2.5}]]
+    return chats
+
+
+@pytest.mark.parametrize("fmt", ["trl", "trl-implicit", "kto", "hh"])
+def test_pair_lines_equal_json_dumps_of_the_documented_object(fmt: str) -> None:
+    writer = {"trl": trl_line, "trl-implicit": trl_implicit_line, "kto": kto_lines, "hh": hh_line}[fmt]
+    for n, chat in enumerate(stored_prompts()):
+        for messages in (chat, StoredJson(json.dumps(chat, ensure_ascii=False))):
+            for style in Style:
+                for margin in (True, False):
+                    text = TRICKY[n % len(TRICKY)]
+                    pref = Preference(**{**vars(PREF), "messages": messages, "chosen": text,
+                                         "rejected": TRICKY[(n + 1) % len(TRICKY)], "margin": -1 / 3,
+                                         "agreement": [None, 1, 0.5][n % 3], "item_id": [None, 7][n % 2],
+                                         "source": ["votes", "edit"][n % 2]})
+                    shape = Shape(style, margin)
+                    assert writer(pref, shape) == reference_line(fmt, pref, shape), (fmt, chat, style)
+
+
+def test_stored_chat_json_is_spliced_only_when_it_is_exactly_role_and_content_strings() -> None:
+    canonical = '[{"role": "system", "content": "a \\"q\\" \\\\ \\n é"}, {"role": "user", "content": "b"}]'
+    assert CHAT_JSON.fullmatch(canonical) and chat_json(StoredJson(canonical)) == canonical
+    assert chat_json(StoredJson("[]")) == "[]"
+    for other in ('[{"name": "x", "role": "user", "content": "b"}]', '[{"role": "user", "content": 1}]',
+                  '[{"role": "user", "content": "a", "name": "x"}]', '"plain"', '[{"content": "c"}]',
+                  '[{"role": "user", "content": "a\\", \\"x\\": \\"y"}]'):
+        decoded = json.loads(other)
+        assert chat_json(StoredJson(other)) == json.dumps(chat_messages(decoded), ensure_ascii=False)
+    # A quote inside a content string does not end it: the string is matched as JSON escapes it.
+    assert chat_json(StoredJson('[{"role": "user", "content": "a\\", \\"x\\": \\"y"}]')) == \
+        '[{"role": "user", "content": "a\\", \\"x\\": \\"y"}]'
+
+
+def test_pair_lines_refuse_what_json_dumps_refuses() -> None:
+    with pytest.raises(ValueError, match="JSON compliant"):
+        trl_line(Preference(**{**vars(PREF), "margin": float("nan")}))
+    with pytest.raises(ValueError, match="JSON compliant"):
+        kto_lines(Preference(**{**vars(PREF), "confidence": float("inf")}))

@@ -4,15 +4,17 @@ import json
 from datetime import datetime
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Text, cast, event, literal, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.models import AuditEvent
 from app.db import utcnow
 from app.errors import Invalid
 from app.export import service as export_service
+from app.export.formats import StoredJson, chat_json, chat_messages
 from app.export.schemas import ExportOptions
-from app.projects.models import Mode
+from app.projects.models import Mode, Prompt
 from tests.export.conftest import Voted, expected_trl
 from tests.factories import make_judgement, make_pair_item, make_project, make_single_item
 from tests.factories import make_user_without_password as make_user
@@ -161,3 +163,68 @@ def test_the_stream_of_its_own_reads_in_a_read_only_transaction(
     assert len(list(lines)) == 1
     assert db.scalar(text("SHOW transaction_read_only")) == "off"  # over: writes work again
     make_judgement(db, voted.items["unvoted"], voted.annotators[0], "a", 1)
+
+
+STORED_CHATS: list[object] = [
+    [{"role": "system", "content": 'Be "kind" \\ </script> <!-- é 漢字 😀 \u2028'},
+     {"role": "user", "content": "line\nbreak\r\n\t\x01\x1f\b\f end"}],
+    [], "a plain string", [{"role": "user", "content": [{"type": "text", "text": "part "}], "name": "x"}],
+    [{"content": None}, {"role": "assistant", "content": 12.5}],
+]
+
+
+def test_jsonb_text_is_spliced_as_json_dumps_would_write_it(db: Session) -> None:
+    """Postgres writes jsonb text with json.dumps's separators and escapes: a chat of role and content
+    strings goes into a line as stored; anything else is decoded and normalised."""
+    for chat in STORED_CHATS:
+        stored = db.scalar(select(cast(literal(chat, JSONB), Text)))
+        assert isinstance(stored, str)
+        spliced = chat_json(StoredJson(stored))
+        assert spliced == json.dumps(chat_messages(chat), ensure_ascii=False)
+        assert (spliced is stored) == (chat is STORED_CHATS[0] or chat == [])
+
+
+def test_a_run_on_its_own_connection_streams_the_same_lines_and_closes_its_cursor(
+        committed: sessionmaker[Session]) -> None:
+    with committed() as db:
+        u1, u2 = (make_user(db) for _ in range(2))
+        project = make_project(db, members=[u1, u2])
+        for n, chat in enumerate(STORED_CHATS):
+            item = make_pair_item(db, project, text=f"Q{n}", a=f'A "{n}"\n', b=f"B {n} 😀")
+            prompt = db.get(Prompt, item.prompt_id)
+            assert prompt is not None
+            prompt.messages = chat
+            make_judgement(db, item, u1, "ab"[n % 2], 2)
+            make_judgement(db, item, u2, "ab"[n % 2], None)
+        db.commit()
+        project_id = project.id
+    declared: list[str] = []
+    engine = committed.kw["bind"]
+
+    def seen(*args: object) -> None:
+        declared.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    for fmt in ("trl", "trl-implicit", "kto", "hh"):
+        with committed() as db:
+            shared = list(export_service.stream_export(db, project_id=project_id, fmt=fmt, secret="k",
+                                                       chunk_size=2))
+            plan = export_service.plan_export(db, project_id=project_id, options=ExportOptions(format=fmt))
+        run = export_service.start(plan, factory=committed, secret="k", now=utcnow())
+        run.chunk_size = 2
+        assert list(run.lines()) == shared and len(shared) == len(STORED_CHATS) * (2 if fmt == "kto" else 1)
+        assert run.card()["counts"]["lines"] == len(shared)
+    event.remove(engine, "before_cursor_execute", seen)
+    # Only the run on a connection of its own streamed its pairs through a cursor it declared itself.
+    assert sum(statement.startswith("DECLARE export_rows_") for statement in declared) == 4
+    # Abandoned halfway, the stream lets its connection go back to the pool in a usable state.
+    with committed() as db:
+        plan = export_service.plan_export(db, project_id=project_id, options=ExportOptions())
+    run = export_service.start(plan, factory=committed, secret="k", now=utcnow())
+    run.chunk_size = 1
+    lines = run.lines()
+    first = json.loads(next(lines))
+    assert first["prompt"] == chat_messages(STORED_CHATS[0])
+    lines.close()
+    with committed() as db:
+        assert len(list(export_service.stream_export(db, project_id=project_id, secret="k"))) == 5
