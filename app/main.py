@@ -91,7 +91,7 @@ def create_app(
     app.state.login_throttle = LoginThrottle(per_account=settings.login_failures_per_account,
                                              per_address=settings.login_failures_per_address,
                                              window_seconds=settings.login_window_minutes * 60)
-    app.add_middleware(ConcurrencyLimit, limit=settings.db_pool_size + settings.db_max_overflow)
+    app.add_middleware(ConcurrencyLimit, limit=settings.db_pool_size)
     app.add_middleware(SecurityHeaders)
     handlers.install(app)
     openapi.install(app)

@@ -3,8 +3,11 @@
 Why: a request holds its database connection from its first query to its commit, across several trips
 through the threadpool. With more requests inside than the pool has connections, requests holding a
 connection wait for a thread while threads wait for a connection, until the pool's timeout turns them
-into 500s. Waiting at the door holds neither, and serves overload in arrival order. N defaults to the
-pool's size plus its overflow (PREFSTUDIO_DB_POOL_SIZE + PREFSTUDIO_DB_MAX_OVERFLOW).
+into 500s. Waiting at the door holds neither, and serves overload in arrival order. N is the pool's size
+(PREFSTUDIO_DB_POOL_SIZE), not its size plus overflow: the pool closes an overflow connection as soon as
+it is given back, so with more requests inside than the pool keeps, every request past the tenth opened
+a new Postgres connection (a fork and a cold backend, several ms of CPU) and closed it again. The
+overflow stays for the requests that need a second connection (an export streams on its own).
 """
 
 from __future__ import annotations
