@@ -15,6 +15,7 @@ from app.accounts.routes import router as accounts_router
 from app.accounts.throttle import LoginThrottle
 from app.agreement.routes import api as agreement_api
 from app.agreement.routes import router as agreement_router
+from app.annotation.fastlane import FastLane
 from app.annotation.routes import api as annotation_api
 from app.annotation.routes import router as annotation_router
 from app.arena.routes import api as arena_api
@@ -91,6 +92,7 @@ def create_app(
     app.state.login_throttle = LoginThrottle(per_account=settings.login_failures_per_account,
                                              per_address=settings.login_failures_per_address,
                                              window_seconds=settings.login_window_minutes * 60)
+    app.add_middleware(FastLane)  # inside the door and the headers: bearer next/judgement, lean path only
     app.add_middleware(ConcurrencyLimit, limit=settings.db_pool_size)
     app.add_middleware(SecurityHeaders)
     handlers.install(app)

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.accounts import service as accounts_service
-from app.annotation import lean
+from app.annotation import fastlane, lean
 from app.annotation import service as annotation_service
 from app.annotation.schemas import JudgementIn, JudgementOut
 from app.db import unit_of_work, utcnow
@@ -72,7 +72,10 @@ def _in_one_trip(request: Request, handler: Callable[[Session], Response]) -> Re
 
 
 def _bearer_digest(request: Request) -> str | None:
-    """The digest of the request's bearer token (as deps.authenticate reads it), or None: no token."""
+    """The digest of the request's bearer token (as deps.authenticate reads it), or None: no token, or
+    the fast lane offered this request to the lean path already."""
+    if fastlane.declined(request.state):
+        return None
     auth = request.headers.get("Authorization", "")
     return accounts_service.token_digest(auth[7:].strip()) if auth.lower().startswith("bearer ") else None
 
