@@ -67,6 +67,8 @@ def _note_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 
 
 def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection) -> None:
+    if dbapi_connection.closed:  # psycopg saw it die (the lean path uses it without SQLAlchemy)
+        raise DisconnectionError("a pooled connection was closed")
     checked_in = record.info.get("checked_in")  # None: a new connection, just made
     if checked_in is None or time.monotonic() - checked_in < PING_AFTER_IDLE_S:
         return

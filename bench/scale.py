@@ -30,6 +30,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
+from app.accounts.service import token_digest
+from app.annotation import lean
 from app.annotation import service as annotation_service
 from app.annotation.schemas import JudgementIn
 from app.db import utcnow
@@ -81,14 +83,21 @@ def latencies(port: int, tokens: list[str], cycles: int) -> tuple[list[float], l
     return next_ms, submit_ms
 
 
-def captured_plans(engine: Engine, annotator_id: int) -> list[tuple[str, str]]:
-    """Run one claim and one submit through the services, capture every statement, EXPLAIN each (in a
-    transaction rolled back at the end, so nothing is kept)."""
+def captured_plans(engine: Engine, annotator_id: int, lean_token: str) -> list[tuple[str, str]]:
+    """Run one claim and one submit through the services (the general path), then one next and one
+    judgement through the API's lean path (app/annotation/lean.py, with `lean_token`), capture every
+    statement, EXPLAIN each (in a transaction rolled back at the end, so nothing is kept)."""
     statements: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
         if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "INSERT", "DELETE", "WITH")):
             statements.append((statement, parameters))
+
+    plain_cursor = lean.Plain.cursor
+
+    def capture_lean(plain: lean.Plain, db: Any, params: Any) -> Any:
+        statements.append((plain.sql, dict(params)))
+        return plain_cursor(plain, db, params)
 
     plans = []
     with engine.connect() as conn, conn.begin() as transaction:
@@ -106,6 +115,16 @@ def captured_plans(engine: Engine, annotator_id: int) -> list[tuple[str, str]]:
                                       project_id=project.id)
         finally:
             event.remove(engine, "before_cursor_execute", capture)
+        lean.Plain.cursor = capture_lean  # type: ignore[method-assign]
+        try:
+            digest = token_digest(lean_token)
+            shown = lean.next_item(session, token_hash=digest, project_id=project.id, now=utcnow())
+            assert shown is not None
+            stored = lean.record(session, token_hash=digest, project_id=project.id, lease_id=shown.lease_id,
+                                 form=JudgementIn(choice="a", strength=2), now=utcnow())
+            assert stored is not None
+        finally:
+            lean.Plain.cursor = plain_cursor  # type: ignore[method-assign]
         raw = conn.connection.driver_connection
         assert raw is not None
         for statement, parameters in statements:
@@ -126,8 +145,9 @@ def measure(server_url: str, items: int, cycles: int, report: Report,
         seconds = seed_pairwise(engine, items=items, k=K)
         open_slots(engine)
         with engine.begin() as conn:
-            tokens = [raw for _, raw in seed_annotators(conn, project_id=PROJECT_ID, n=4, prefix="fresh")]
+            tokens = [raw for _, raw in seed_annotators(conn, project_id=PROJECT_ID, n=5, prefix="fresh")]
             fresh_id = int(conn.scalar(text("SELECT min(id) FROM users WHERE username LIKE 'fresh%'")))
+            lean_token = tokens.pop()  # a fifth annotator, who has leased nothing yet
         report.note(f"{items:,} items, {items * K:,} judgements seeded in {seconds:.0f} s")
         url = engine.url.render_as_string(hide_password=False)
         with tempfile.TemporaryDirectory() as tmp, \
@@ -137,7 +157,7 @@ def measure(server_url: str, items: int, cycles: int, report: Report,
             report.note(f"{label:<9} at {items:>9,} items: median {statistics.median(values):6.1f} ms, "
                         f"p95 {percentile(values, 95):6.1f} ms, p99 {percentile(values, 99):6.1f} ms")
         if plans_out is not None:
-            check_plans(captured_plans(engine, fresh_id), plans_out, report)
+            check_plans(captured_plans(engine, fresh_id, lean_token), plans_out, report)
         return statistics.median(next_ms), statistics.median(submit_ms)
 
 

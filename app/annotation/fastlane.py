@@ -6,7 +6,8 @@ all of these hold: GET /api/v1/projects/{id}/next or POST /api/v1/projects/{id}/
 an `Authorization: Bearer` header (such requests need no CSRF token: app/web/csrf.py), and a body that
 JudgementIn accepts. Then the lean path runs in one threadpool trip with its own unit of work; when it
 answers, so does the lane (200 with the item, 201 with the stored judgement). Everything else, and every
-request the lean path declines or finds invalid (an `app.errors` error: its transaction rolled back),
+request the lean path declines, finds invalid (an `app.errors` error) or fails on (a database error; the
+transaction rolled back, or nothing written if the connection died),
 goes on to FastAPI untouched, with the body replayed and the scope marked so the route does not ask the
 lean path again: the route gives the general path's answers and errors, and the OpenAPI schema still
 describes both routes. Skipped: route matching through ~90 routes, dependency solving and the body's
@@ -20,7 +21,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import psycopg
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -82,8 +85,8 @@ def _answer(factory: sessionmaker[Session], token: str, path: str,
     try:
         with unit_of_work(factory) as session:
             found = work(session)
-    except DomainError:
-        return None  # rolled back; the route says it again, as an error page of the API
+    except (DomainError, psycopg.Error, DBAPIError):
+        return None  # rolled back; the route tries again and answers (or says why, as the API does)
     return (found, status) if found is not None else None
 
 

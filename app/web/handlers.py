@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote, urlsplit
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, OperationalError
@@ -112,3 +113,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(OperationalError, database_down)
     app.add_exception_handler(DataError, out_of_range)
+    # The same errors from psycopg itself: the annotation API's lean path runs on the DBAPI connection.
+    app.add_exception_handler(psycopg.OperationalError, database_down)
+    app.add_exception_handler(psycopg.DataError, out_of_range)
