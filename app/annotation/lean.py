@@ -77,12 +77,12 @@ class Plain:
     statements SQLAlchemy's per-execution work (result and compile-state set-up) cost more CPU than
     Postgres spent running them.
 
-    The values the statement fixed itself (limits, enum values such as purpose = 'gold') are written
-    into the SQL as literals, not sent as parameters: psycopg prepares a statement on its fifth run and
-    Postgres then plans it once, generically, for whatever the parameters are; a generic plan that
-    cannot see 'gold' took "does this project have gold items" for a sequential scan of every item.
-    Planning each run instead (plan_cache_mode = force_custom_plan) cost 1-3 ms of Postgres CPU for
-    these statements, more than running them.
+    Prepared (parsed and planned once per connection), with the values the statement fixed itself
+    (limits, enum values such as purpose = 'gold') written into the SQL as literals, not sent as
+    parameters: Postgres plans a prepared statement once, generically, for whatever the parameters are,
+    and a generic plan that cannot see 'gold' took "does this project have gold items" for a sequential
+    scan of every item. Planning each run instead (what the engine does for every other statement, see
+    app/db.py) cost 1-3 ms of Postgres CPU for these statements, more than running them.
     """
 
     _dialect = psycopg_dialect(paramstyle="pyformat")  # type: ignore[no-untyped-call]
@@ -101,7 +101,7 @@ class Plain:
         return found
 
     def cursor(self, db: Any, params: Mapping[str, Any]) -> Any:
-        return db.execute(self.sql, params)
+        return db.execute(self.sql, params, prepare=True)  # the engine prepares nothing by itself
 
 
 def _literal(value: object) -> str:
