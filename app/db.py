@@ -40,6 +40,7 @@ def normalize_url(url: str) -> str:
     return url
 
 
+NEVER_PREPARE_BY_COUNT = 2**62
 # A pooled connection idle for longer than this is pinged before it is handed out (see make_engine).
 PING_AFTER_IDLE_S = 5.0
 
@@ -58,9 +59,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # tell that 'gold' or 'calibration' is rare, so "has this project gold (calibration) items?" became a
     # sequential scan of every item (2.6 -> 19 ms for the gate on 100k items). Statements are planned
     # for their values instead; the annotation API's lean statements, whose constants are literals, are
-    # prepared explicitly (app/annotation/lean.py).
+    # prepared explicitly (app/annotation/lean.py). A threshold never reached, not None: None would refuse
+    # those explicit requests too.
     options: dict[str, Any] = {"pool_size": 10, "max_overflow": 20,
-                               "connect_args": {"prepare_threshold": None}}
+                               "connect_args": {"prepare_threshold": NEVER_PREPARE_BY_COUNT}}
     options.update(kwargs)
     engine = create_engine(normalize_url(url), **options)
     if options.get("pool_pre_ping") is None:
