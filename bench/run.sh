@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # Minutes each, or a model download: run them by name or with `all`.
-SLOW="generation llmbar train_throughput llmbar_rm trainer_vs_trl"
+SLOW="generation llmbar_rm trainer_vs_trl"
 
 available=$(for f in bench/*.py; do n=$(basename "$f" .py); [[ $n == _* ]] || echo "$n"; done)
 case "${1:-default}" in
