@@ -2,9 +2,12 @@
 
 Each scale gets its own database seeded by Postgres itself (bench/_seeding.py: k = 5 annotators have
 judged every item), then every 10th item gets one more open slot (k = 6) for fresh annotators. A real
-uvicorn server (bench/serving.py's) answers; one annotator at a time loops next -> judgement over HTTP,
-so the figures are latencies, not contention. Target: the median of each at 1M items within 1.5x of its
-value at 10k items. The queries of both requests are captured and EXPLAINed on the large database: none
+uvicorn server (bench/serving.py's) answers each. Both scales are up at once and measured in turns: each
+round does one next -> judgement over HTTP on the small scale and one on the large (the order
+alternating), one request at a time, so the figures are latencies, not contention, and the machine's
+drift (other jobs, a busy core: at 2-5 ms a request it moved medians by 3x between runs minutes apart)
+hits both alike. Target: the median of each at 1M items within 1.5x of its value at 10k items. The
+queries of both requests (general and lean path) are captured and EXPLAINed on the large database: none
 may scan items, leases, judgements, prompts or candidates sequentially (the plans are written to
 --plans for docs/performance.md).
 
@@ -18,13 +21,15 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 from _seeding import PROJECT_ID, scratch_database, seed_pairwise, server_url
 from _support import Report, percentile, seed_annotators
-from serving import server
+from serving import server as serve
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -50,37 +55,75 @@ def open_slots(engine: Engine) -> None:
         # the seeding set user ids itself; new users take ids after them
         conn.execute(text("SELECT setval(pg_get_serial_sequence('users', 'id'), "
                           "(SELECT max(id) FROM users))"))
+    # A live project's tables are vacuumed (autovacuum) and checkpointed; a bulk load leaves 5M rows with
+    # no hint bits or visibility map and gigabytes of dirty pages, whose write-back would be measured too.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE items"))
+        conn.execute(text("VACUUM ANALYZE"))
+        conn.execute(text("CHECKPOINT"))
 
 
-def latencies(port: int, tokens: list[str], cycles: int) -> tuple[list[float], list[float]]:
-    """`cycles` next -> judgement rounds, one request at a time, spread over the annotators."""
-    next_ms: list[float] = []
-    submit_ms: list[float] = []
-    base = f"http://127.0.0.1:{port}/api/v1/projects/{PROJECT_ID}"
-    clients = [httpx.Client(headers={"Authorization": f"Bearer {t}"}, timeout=30) for t in tokens]
+@dataclass
+class Scale:
+    """One scale, seeded and served: its database, its server's port, annotators' tokens."""
+
+    items: int
+    engine: Engine
+    port: int
+    tokens: list[str]  # four fresh annotators, who loop
+    fresh_id: int  # the first of them (its plans are captured)
+    lean_token: str  # a fifth, who has leased nothing yet
+    next_ms: list[float] = field(default_factory=list)
+    submit_ms: list[float] = field(default_factory=list)
+
+
+def prepared(stack: ExitStack, server: str, items: int, report: Report) -> Scale:
+    engine = stack.enter_context(scratch_database(server))
+    seconds = seed_pairwise(engine, items=items, k=K)
+    open_slots(engine)
+    with engine.begin() as conn:
+        tokens = [raw for _, raw in seed_annotators(conn, project_id=PROJECT_ID, n=5, prefix="fresh")]
+        fresh_id = int(conn.scalar(text("SELECT min(id) FROM users WHERE username LIKE 'fresh%'")))
+    report.note(f"{items:,} items, {items * K:,} judgements seeded in {seconds:.0f} s")
+    url = engine.url.render_as_string(hide_password=False)
+    log = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "server.log"
+    port, _ = stack.enter_context(serve(url, workers=1, log_path=log, profile=None))
+    lean_token = tokens.pop()
+    return Scale(items, engine, port, tokens, fresh_id, lean_token)
+
+
+def latencies(scales: list[Scale], cycles: int) -> None:
+    """`cycles` rounds of one next -> judgement on each scale in turn (first one scale, then the other),
+    one request at a time, spread over each scale's annotators; 20 rounds first to warm up."""
+    clients = {id(scale): [httpx.Client(headers={"Authorization": f"Bearer {t}"}, timeout=30)
+                           for t in scale.tokens] for scale in scales}
     try:
-        for n in range(cycles + 20):  # the first 20 warm the caches and are not counted
-            client = clients[n % len(clients)]
-            started = time.perf_counter()
-            item = client.get(f"{base}/next")
-            middle = time.perf_counter()
-            if item.status_code != 200:
-                raise RuntimeError(f"next answered {item.status_code}: {item.text[:300]}")
-            body = item.json()
-            answer = {"choice": "a", "strength": 2, "idempotency_key": body["idempotency_key"]}
-            judged = client.post(f"{base}/leases/{body['lease_id']}/judgement", json=answer)
-            ended = time.perf_counter()
-            if judged.status_code != 201:
-                raise RuntimeError(f"judgement answered {judged.status_code}: {judged.text[:300]}")
-            if n >= 20:
-                next_ms.append((middle - started) * 1000)
-                submit_ms.append((ended - middle) * 1000)
+        for n in range(cycles + 20):
+            for scale in (scales if n % 2 == 0 else scales[::-1]):
+                client = clients[id(scale)][n % len(scale.tokens)]
+                next_ms, submit_ms = _cycle(client, scale.port)
+                if n >= 20:
+                    scale.next_ms.append(next_ms)
+                    scale.submit_ms.append(submit_ms)
     finally:
-        for client in clients:
-            client.close()
-    return next_ms, submit_ms
+        for each in clients.values():
+            for client in each:
+                client.close()
+
+
+def _cycle(client: httpx.Client, port: int) -> tuple[float, float]:
+    base = f"http://127.0.0.1:{port}/api/v1/projects/{PROJECT_ID}"
+    started = time.perf_counter()
+    item = client.get(f"{base}/next")
+    middle = time.perf_counter()
+    if item.status_code != 200:
+        raise RuntimeError(f"next answered {item.status_code}: {item.text[:300]}")
+    body = item.json()
+    answer = {"choice": "a", "strength": 2, "idempotency_key": body["idempotency_key"]}
+    judged = client.post(f"{base}/leases/{body['lease_id']}/judgement", json=answer)
+    ended = time.perf_counter()
+    if judged.status_code != 201:
+        raise RuntimeError(f"judgement answered {judged.status_code}: {judged.text[:300]}")
+    return (middle - started) * 1000, (ended - middle) * 1000
 
 
 def captured_plans(engine: Engine, annotator_id: int, lean_token: str) -> list[tuple[str, str]]:
@@ -115,7 +158,7 @@ def captured_plans(engine: Engine, annotator_id: int, lean_token: str) -> list[t
                                       project_id=project.id)
         finally:
             event.remove(engine, "before_cursor_execute", capture)
-        lean.Plain.cursor = capture_lean  # type: ignore[method-assign]
+        lean.Plain.cursor = capture_lean  # type: ignore[method-assign,assignment]
         try:
             digest = token_digest(lean_token)
             shown = lean.next_item(session, token_hash=digest, project_id=project.id, now=utcnow())
@@ -139,26 +182,10 @@ def captured_plans(engine: Engine, annotator_id: int, lean_token: str) -> list[t
     return plans
 
 
-def measure(server_url: str, items: int, cycles: int, report: Report,
-            plans_out: Path | None) -> tuple[float, float]:
-    with scratch_database(server_url) as engine:
-        seconds = seed_pairwise(engine, items=items, k=K)
-        open_slots(engine)
-        with engine.begin() as conn:
-            tokens = [raw for _, raw in seed_annotators(conn, project_id=PROJECT_ID, n=5, prefix="fresh")]
-            fresh_id = int(conn.scalar(text("SELECT min(id) FROM users WHERE username LIKE 'fresh%'")))
-            lean_token = tokens.pop()  # a fifth annotator, who has leased nothing yet
-        report.note(f"{items:,} items, {items * K:,} judgements seeded in {seconds:.0f} s")
-        url = engine.url.render_as_string(hide_password=False)
-        with tempfile.TemporaryDirectory() as tmp, \
-                server(url, workers=1, log_path=Path(tmp) / "server.log", profile=None) as (port, _):
-            next_ms, submit_ms = latencies(port, tokens, cycles)
-        for label, values in (("next", next_ms), ("judgement", submit_ms)):
-            report.note(f"{label:<9} at {items:>9,} items: median {statistics.median(values):6.1f} ms, "
-                        f"p95 {percentile(values, 95):6.1f} ms, p99 {percentile(values, 99):6.1f} ms")
-        if plans_out is not None:
-            check_plans(captured_plans(engine, fresh_id, lean_token), plans_out, report)
-        return statistics.median(next_ms), statistics.median(submit_ms)
+def note(scale: Scale, report: Report) -> None:
+    for label, values in (("next", scale.next_ms), ("judgement", scale.submit_ms)):
+        report.note(f"{label:<9} at {scale.items:>9,} items: median {statistics.median(values):6.1f} ms, "
+                    f"p95 {percentile(values, 95):6.1f} ms, p99 {percentile(values, 99):6.1f} ms")
 
 
 def check_plans(plans: list[tuple[str, str]], out: Path, report: Report) -> None:
@@ -182,10 +209,16 @@ def main() -> int:
     opts = args.parse_args()
     sys.argv[1:] = [opts.server] if opts.server else []
     report = Report(f"scale: next + judgement latency, {opts.small:,} vs {opts.large:,} items (k = {K})")
-    small = measure(server_url(), opts.small, opts.cycles, report, None)
-    large = measure(server_url(), opts.large, opts.cycles, report, opts.plans)
-    for label, at_small, at_large in (("next", small[0], large[0]), ("judgement", small[1], large[1])):
-        ratio = at_large / at_small
+    with ExitStack() as stack:
+        small = prepared(stack, server_url(), opts.small, report)
+        large = prepared(stack, server_url(), opts.large, report)
+        latencies([small, large], opts.cycles)
+        note(small, report)
+        note(large, report)
+        check_plans(captured_plans(large.engine, large.fresh_id, large.lean_token), opts.plans, report)
+    for label, at_small, at_large in (("next", small.next_ms, large.next_ms),
+                                      ("judgement", small.submit_ms, large.submit_ms)):
+        ratio = statistics.median(at_large) / statistics.median(at_small)
         report.check(f"{label}: median at {opts.large:,} / at {opts.small:,}", ratio,
                      f"<= {RATIO_TARGET}", ratio <= RATIO_TARGET, "x")
     return report.finish()
