@@ -10,7 +10,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Select, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -132,11 +132,18 @@ _SESSION_USER = (
     .where(AuthSession.token_hash == bindparam("token_hash"), AuthSession.expires_at > bindparam("now"),
            User.is_active.is_(True))
 )
-_API_TOKEN_USER = (
-    select(User).join(ApiToken, ApiToken.user_id == User.id)
-    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None),
-           User.is_active.is_(True))
-)
+def api_token_holder() -> ColumnElement[bool]:
+    """SQL, over api_tokens joined to users: the token (`token_hash`) is unrevoked and its user active."""
+    return and_(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None),
+                User.is_active.is_(True))
+
+
+_API_TOKEN_USER = select(User).join(ApiToken, ApiToken.user_id == User.id).where(api_token_holder())
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, or None for any other value."""
+    return authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
 
 
 def session_lookup(raw_token: str, now: datetime) -> UserLookup:

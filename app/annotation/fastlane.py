@@ -94,8 +94,7 @@ def _bearer(scope: Scope) -> str | None:
     """The bearer token of the request (as deps.authenticate reads it), or None."""
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
-            text = value.decode("latin-1")
-            return text[7:].strip() if text.lower().startswith("bearer ") else None
+            return accounts_service.bearer_token(value.decode("latin-1"))
     return None
 
 

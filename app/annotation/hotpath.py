@@ -37,7 +37,7 @@ def _next(request: Request, session: Session, *, project_id: int) -> Response:
     now = utcnow()
     token = _bearer_digest(request)
     if token and (item := lean.next_item(session, token_hash=token, project_id=project_id, now=now)):
-        return _json(item)
+        return json_response(item)
     annotator, project = deps.annotator_in_project(request, session, project_id)  # the general path
     ready = annotation_service.readiness(session, project=project, annotator=annotator, now=now)
     if ready.pending is not None:
@@ -47,20 +47,20 @@ def _next(request: Request, session: Session, *, project_id: int) -> Response:
         return JSONResponse(GateOut(detail=stop.detail, status=stop.status, reason=stop.reason,
                                     calibration_attempt_id=stop.attempt_id).model_dump(), status_code=403)
     found = annotation_service.claim_item(session, project=project, annotator=annotator, now=now)
-    return _json(found) if found is not None else Response(status_code=204)
+    return json_response(found) if found is not None else Response(status_code=204)
 
 
 def _judgement(request: Request, session: Session, *, project_id: int, lease_id: int,
-                   body: JudgementIn) -> Response:
+               body: JudgementIn) -> Response:
     now = utcnow()
     token = _bearer_digest(request)
     if token and (stored := lean.record(session, token_hash=token, project_id=project_id, lease_id=lease_id,
                                         form=body, now=now)):
-        return _json(stored, status_code=201)
+        return json_response(stored, status_code=201)
     annotator, project = deps.annotator_in_project(request, session, project_id)  # the general path
     result = annotation_service.record(session, lease_id=lease_id, annotator=annotator, form=body,
                                        now=now, project_id=project.id)
-    return _json(JudgementOut.of(result.judgement), status_code=201 if result.created else 200)
+    return json_response(JudgementOut.of(result.judgement), status_code=201 if result.created else 200)
 
 
 def _in_one_trip(request: Request, handler: Callable[[Session], Response]) -> Response:
@@ -76,11 +76,11 @@ def _bearer_digest(request: Request) -> str | None:
     the fast lane offered this request to the lean path already."""
     if fastlane.declined(request.state):
         return None
-    auth = request.headers.get("Authorization", "")
-    return accounts_service.token_digest(auth[7:].strip()) if auth.lower().startswith("bearer ") else None
+    token = accounts_service.bearer_token(request.headers.get("Authorization", ""))
+    return accounts_service.token_digest(token) if token is not None else None
 
 
-
-
-def _json(model: BaseModel, status_code: int = 200) -> Response:
+def json_response(model: BaseModel, status_code: int = 200) -> Response:
+    """A model already built and checked by the service, serialized once (response_model only documents:
+    FastAPI would validate it a second time)."""
     return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")

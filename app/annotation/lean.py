@@ -52,6 +52,7 @@ from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ClauseElement
 
+from app.accounts import service as accounts_service
 from app.accounts.models import ApiToken, Role, User
 from app.annotation.schemas import (
     Attribute,
@@ -162,17 +163,14 @@ def _bearer_statement(*columns: ColumnElement[Any], joined: Any = None) -> Selec
         source = source.outerjoin(joined, true())
     return (select(_USERS.c.id, _PROJECTS.c.id, _PROJECTS.c.lease_minutes, _PROJECTS.c.uncertain_first,
                    _PROJECTS.c.attributes, _PROJECTS.c.gold_rate, _PROJECTS.c.repeat_rate, clear, *columns)
-            .select_from(source)
-            .where(_TOKENS.c.token_hash == bindparam("token_hash"), _TOKENS.c.revoked_at.is_(None),
-                   _USERS.c.is_active.is_(True)))
+            .select_from(source).where(accounts_service.api_token_holder()))
 
 
 def _locked_lease() -> Any:
     """The caller's lease in the project with its item row locked FOR UPDATE (item first, as everywhere),
     and what never changes on it. Only the token holder's own lease is locked."""
     holder = (select(_TOKENS.c.user_id).join(_USERS, _USERS.c.id == _TOKENS.c.user_id)
-              .where(_TOKENS.c.token_hash == bindparam("token_hash"), _TOKENS.c.revoked_at.is_(None),
-                     _USERS.c.is_active.is_(True)).scalar_subquery())
+              .where(accounts_service.api_token_holder()).scalar_subquery())
     return (select(_ITEMS.c.id, _ITEMS.c.kind, _ITEMS.c.purpose, _LEASES.c.swapped, _LEASES.c.is_repeat,
                    _LEASES.c.completed_at)
             .join(_LEASES, _LEASES.c.item_id == _ITEMS.c.id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -149,11 +148,6 @@ def api_edit(lease_id: int, body: EditIn, project: ProjectDep, annotator: Annota
     as preferred over the original."""
     done = edits.edit_response(session, project_id=project.id, lease_id=lease_id, annotator=annotator,
                                form=body)
-    return _json(EditOut(candidate_id=done.candidate_id, original_id=done.original_id, side=done.side,
-                         lines_added=done.added, lines_removed=done.removed), status_code=201)
-
-
-def _json(model: BaseModel, status_code: int = 200) -> Response:
-    """A model already built and checked by the service, serialized once (response_model only documents:
-    FastAPI would validate it a second time)."""
-    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
+    out = EditOut(candidate_id=done.candidate_id, original_id=done.original_id, side=done.side,
+                  lines_added=done.added, lines_removed=done.removed)
+    return hotpath.json_response(out, status_code=201)

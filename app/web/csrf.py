@@ -16,6 +16,7 @@ import secrets
 
 from starlette.requests import Request
 
+from app.accounts import service as accounts_service
 from app.errors import PermissionDenied
 
 SESSION_COOKIE = "ps_session"
@@ -46,7 +47,7 @@ def request_token(request: Request) -> str:
 async def require_csrf(request: Request) -> None:
     if request.method in SAFE_METHODS:
         return
-    if request.headers.get("Authorization", "").lower().startswith("bearer "):
+    if accounts_service.bearer_token(request.headers.get("Authorization", "")) is not None:
         return
     if request.url.path.startswith("/api/") and SESSION_COOKIE not in request.cookies:
         return  # no ambient credential to abuse: the route's sign-in check answers 401

@@ -58,9 +58,9 @@ def authenticate(request: Request, session: Session) -> User | None:
     On a route with a project_id in its path, the same query reads the project and the membership too
     (kept in request.state for project_for_user), so signing in and the project check cost one query.
     """
-    auth = request.headers.get("Authorization", "")
-    if auth.lower().startswith("bearer "):
-        user = _find_user(request, session, accounts_service.api_token_lookup(auth[7:].strip()))
+    token = accounts_service.bearer_token(request.headers.get("Authorization", ""))
+    if token is not None:
+        user = _find_user(request, session, accounts_service.api_token_lookup(token))
         if user is None:
             raise NotAuthenticated("the API token is unknown, revoked, or its user is disabled")
         request.state.auth = "token"
@@ -129,10 +129,18 @@ async def project_for_user(request: Request, project_id: int, user: CurrentUser,
 
     Usually read already, with the user (optional_user); async, so checking it costs no threadpool trip.
     """
+    known = _project_read_with_user(request, project_id, user)
+    if known is not None:
+        return known
+    return await run_in_threadpool(projects_service.get_for_user, session, project_id=project_id, user=user)
+
+
+def _project_read_with_user(request: Request, project_id: int, user: User) -> Project | None:
+    """The project as authenticate() read it with the user, checked; None when it was not read then."""
     access = getattr(request.state, "project_access", None)
     if isinstance(access, projects_service.Access) and access.project_id == project_id:
         return projects_service.check_access(access, user)
-    return await run_in_threadpool(projects_service.get_for_user, session, project_id=project_id, user=user)
+    return None
 
 
 ProjectDep = Annotated[Project, Depends(project_for_user)]
@@ -145,7 +153,5 @@ def annotator_in_project(request: Request, session: Session, project_id: int) ->
     if user is None:
         raise NotAuthenticated("please sign in")
     check_role(user, ANNOTATING)
-    access = getattr(request.state, "project_access", None)
-    if isinstance(access, projects_service.Access) and access.project_id == project_id:
-        return user, projects_service.check_access(access, user)
-    return user, projects_service.get_for_user(session, project_id=project_id, user=user)
+    known = _project_read_with_user(request, project_id, user)
+    return user, known or projects_service.get_for_user(session, project_id=project_id, user=user)
